@@ -1,0 +1,48 @@
+# Copyright: okera.auth contributors
+# Apache License 2.0 (see LICENSE)
+"""Atomic file writes: a reader sees the old file or the whole new one, never a part."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Optional
+
+from .errors import FileWriteError
+
+
+def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[int] = None,
+                      durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same directory, then rename.
+
+    The temp file is created with O_EXCL|O_NOFOLLOW and gets its final mode (and
+    group) before the first byte is written, so it is never readable by anyone
+    it should not be. ``durable`` fsyncs before the rename; short-lived files
+    (the auth server's) skip it. On any failure the temp file is removed.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    temp_path = os.path.join(directory, ".%s.%s.tmp" % (name, secrets.token_hex(6)))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(temp_path, flags, 0o600)
+    except OSError as error:
+        raise FileWriteError("cannot create a file in %s: %s" % (directory, error.strerror)) from None
+    try:
+        try:
+            os.fchmod(descriptor, mode)  # exact mode, whatever the umask
+            if gid is not None:
+                os.fchown(descriptor, -1, gid)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            if durable:
+                os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.rename(temp_path, path)
+    except OSError as error:
+        try:
+            os.unlink(temp_path)
+        except OSError:
+            pass
+        raise FileWriteError("cannot write %s: %s" % (path, error.strerror)) from None

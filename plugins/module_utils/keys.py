@@ -1,0 +1,323 @@
+# Copyright: okera.auth contributors
+# Apache License 2.0 (see LICENSE)
+"""Algorithm names and keys: the one place that knows which key signs with what.
+
+Private keys are accepted in the forms admins really hold: PKCS#1 PEM
+(``ssh-keygen -m PEM``), PKCS#8 PEM, encrypted PEM, the OpenSSH format that a
+plain ``ssh-keygen`` writes, and base64 of any of these (the form Kubernetes
+Secrets keep). Public keys: PEM (SubjectPublicKeyInfo or PKCS#1), X.509
+certificates, OpenSSH public lines, JWK and JWKS, several at once (Okera's
+``JWT_PUBLIC_KEY`` is a comma-separated list). Loading validates a key, which
+costs tens of milliseconds for RSA: load once, sign many times.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import traceback
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from .errors import AlgorithmError, KeyLoadError
+
+try:
+    import jwt
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+except ImportError:
+    HAS_CRYPTO_LIBS = False
+    CRYPTO_LIBS_IMPORT_ERROR: Optional[str] = traceback.format_exc()
+else:
+    HAS_CRYPTO_LIBS = True
+    CRYPTO_LIBS_IMPORT_ERROR = None
+
+CRYPTO_LIBS = "PyJWT and cryptography"
+
+DEFAULT_ALGORITHM = "RS512"
+SUPPORTED_ALGORITHMS = (
+    "RS256", "RS384", "RS512",
+    "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512",
+    "EdDSA",
+)
+MIN_RSA_BITS = 2048
+
+# ES algorithms name the one curve they sign with (RFC 7518 section 3.4).
+_EC_CURVE_BY_ALGORITHM = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+_CURVE_LABEL = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+# Okera writes rsa512 / RSA512 / rsa256 where JWA writes RS512 / RS256.
+_OKERA_SPELLING = re.compile(r"RSA?(256|384|512)")
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+_SSH_PUBLIC_LINE = re.compile(rb"(ssh-rsa|ssh-ed25519|ssh-ed448|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+")
+
+PrivateKey = Union["rsa.RSAPrivateKey", "ec.EllipticCurvePrivateKey",
+                   "ed25519.Ed25519PrivateKey", "ed448.Ed448PrivateKey"]
+PublicKey = Union["rsa.RSAPublicKey", "ec.EllipticCurvePublicKey",
+                  "ed25519.Ed25519PublicKey", "ed448.Ed448PublicKey"]
+
+
+def normalize_algorithm(name: str) -> str:
+    """Return the JWA name for ``name``, accepting Okera's spellings (rsa512, RSA256)."""
+    text = str(name).strip()
+    upper = text.upper()
+    match = _OKERA_SPELLING.fullmatch(upper)
+    if match:
+        return "RS" + match.group(1)
+    if upper == "EDDSA":
+        return "EdDSA"
+    if upper in SUPPORTED_ALGORITHMS:
+        return upper
+    if upper == "NONE" or upper.startswith("HS"):
+        raise AlgorithmError(
+            "algorithm %r is refused: tokens here are signed with a private key and verified "
+            "with its public key; use one of %s" % (text, ", ".join(SUPPORTED_ALGORITHMS)))
+    raise AlgorithmError(
+        "unknown algorithm %r: use one of %s (or Okera's rsa256 / rsa512)"
+        % (text, ", ".join(SUPPORTED_ALGORITHMS)))
+
+
+def describe_key(key: Union[PrivateKey, PublicKey]) -> str:
+    """A short, secret-free description such as 'RSA 2048' or 'EC P-256'."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "RSA %d" % key.key_size
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return "EC %s" % _CURVE_LABEL.get(key.curve.name, key.curve.name)
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return "Ed25519"
+    if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
+        return "Ed448"
+    return type(key).__name__
+
+
+def key_fits(algorithm: str, key: Union[PrivateKey, PublicKey]) -> bool:
+    """Whether ``key`` (private or public) can sign or verify with JWA ``algorithm``."""
+    if algorithm[:2] in ("RS", "PS"):
+        return isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey))
+    if algorithm in _EC_CURVE_BY_ALGORITHM:
+        return (isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey))
+                and key.curve.name == _EC_CURVE_BY_ALGORITHM[algorithm])
+    if algorithm == "EdDSA":
+        return isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey,
+                                ed448.Ed448PrivateKey, ed448.Ed448PublicKey))
+    return False
+
+
+def check_key_fits(algorithm: str, key: Union[PrivateKey, PublicKey]) -> None:
+    if not key_fits(algorithm, key):
+        if algorithm[:2] in ("RS", "PS"):
+            wanted = "an RSA key"
+        elif algorithm == "EdDSA":
+            wanted = "an Ed25519 or Ed448 key"
+        else:
+            wanted = "an EC %s key" % _CURVE_LABEL[_EC_CURVE_BY_ALGORITHM[algorithm]]
+        raise AlgorithmError(
+            "algorithm %s needs %s, but the key is %s: choose the algorithm that fits the key"
+            % (algorithm, wanted, describe_key(key)))
+
+
+def _as_bytes(data: Union[bytes, str]) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
+def _unwrap_base64(raw: bytes) -> bytes:
+    """Undo the base64 that Kubernetes Secrets put around a PEM or JSON key."""
+    if raw.startswith(b"-----BEGIN") or raw.startswith(b"{") or _SSH_PUBLIC_LINE.match(raw):
+        return raw
+    try:
+        decoded = base64.b64decode(b"".join(raw.split()), validate=True).strip()
+    except (binascii.Error, ValueError):
+        return raw
+    return decoded if decoded.startswith((b"-----BEGIN", b"{", b"ssh-", b"ecdsa-")) else raw
+
+
+def _check_strength(key: Union[PrivateKey, PublicKey]) -> None:
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)) and key.key_size < MIN_RSA_BITS:
+        raise KeyLoadError(
+            "the RSA key has %d bits; at least %d are required: make a new key, e.g. "
+            "ssh-keygen -t rsa -b 4096 -m PEM" % (key.key_size, MIN_RSA_BITS))
+    if not isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey,
+                            ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey,
+                            ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey,
+                            ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
+        raise KeyLoadError("%s keys cannot sign JWTs: use an RSA, EC or Ed25519 key"
+                           % describe_key(key))
+
+
+def load_private_key(data: Union[bytes, str],
+                     passphrase: Union[bytes, str, None] = None) -> PrivateKey:
+    """Parse and validate a private key (PEM, encrypted PEM, OpenSSH, or base64 of those)."""
+    raw = _unwrap_base64(_as_bytes(data).strip())
+    if not raw:
+        raise KeyLoadError("the private key is empty: give a PEM or OpenSSH private key")
+    password = _as_bytes(passphrase) if passphrase else None
+    openssh = raw.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    if not openssh and not raw.startswith(b"-----BEGIN"):
+        raise KeyLoadError(
+            "the private key is not PEM, OpenSSH, or base64 of either: give the key file "
+            "as written by ssh-keygen or openssl")
+    if not openssh and b"PRIVATE KEY-----" not in raw.split(b"\n", 1)[0]:
+        raise KeyLoadError(
+            "a private key was expected but this PEM holds something else (a public key or "
+            "a certificate?): give the private key")
+    loader = serialization.load_ssh_private_key if openssh else serialization.load_pem_private_key
+    try:
+        try:
+            key = loader(raw, password)
+        except TypeError:
+            if password is None:
+                raise KeyLoadError(
+                    "the private key is encrypted: give its passphrase") from None
+            # A passphrase given for a key that has none is harmless: load it as is.
+            key = loader(raw, None)
+    except ValueError as error:
+        if password is not None and (b"ENCRYPTED" in raw or openssh):
+            raise KeyLoadError(
+                "could not decrypt the private key: check the passphrase") from None
+        raise KeyLoadError("the private key could not be parsed (%s): check that the "
+                           "file is complete" % _safe_reason(error)) from None
+    except UnsupportedAlgorithm:
+        raise KeyLoadError("the private key's type or cipher is not supported: use an "
+                           "RSA, EC or Ed25519 key") from None
+    _check_strength(key)
+    return key
+
+
+def _safe_reason(error: Exception) -> str:
+    # cryptography's messages name formats, never key bytes; keep only the first line.
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:160]
+
+
+def read_key_file(path: str, what: str = "key") -> bytes:
+    """Read a key file with a one-line error for each way it can be missing."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise KeyLoadError("%s file %s does not exist" % (what, path)) from None
+    except IsADirectoryError:
+        raise KeyLoadError("%s file %s is a directory, not a file" % (what, path)) from None
+    except PermissionError:
+        raise KeyLoadError("%s file %s cannot be read: permission denied" % (what, path)) from None
+    except OSError as error:
+        raise KeyLoadError("%s file %s cannot be read: %s" % (what, path, error.strerror)) from None
+
+
+def load_private_key_file(path: str,
+                          passphrase: Union[bytes, str, None] = None) -> PrivateKey:
+    return load_private_key(read_key_file(path, "private key"), passphrase)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def public_jwk(key: PublicKey) -> dict:
+    """The public key's JWK members (kty, n, e / crv, x, y), no kid or alg."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return RSAAlgorithm.to_jwk(key, as_dict=True)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return ECAlgorithm.to_jwk(key, as_dict=True)
+    return OKPAlgorithm.to_jwk(key, as_dict=True)
+
+
+_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"),
+                       "OKP": ("crv", "kty", "x")}
+
+
+def jwk_thumbprint(key: PublicKey) -> str:
+    """RFC 7638 SHA-256 thumbprint, base64url: the default ``kid``."""
+    jwk = public_jwk(key)
+    members = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True)
+    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+@dataclass(frozen=True)
+class PublicKeyEntry:
+    """A verification key with the ``kid`` it answers to (a JWK's own, or its thumbprint)."""
+
+    key: PublicKey
+    kid: str
+
+    @property
+    def description(self) -> str:
+        return describe_key(self.key)
+
+
+def _entry(key: PublicKey, kid: Optional[str] = None) -> PublicKeyEntry:
+    _check_strength(key)
+    return PublicKeyEntry(key=key, kid=kid or jwk_thumbprint(key))
+
+
+def _load_jwks(raw: bytes) -> list:
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise KeyLoadError("the public key looks like JSON but does not parse: give a JWK "
+                           "or a JWKS ({\"keys\": [...]})") from None
+    jwks = document.get("keys") if isinstance(document, dict) and "keys" in document else [document]
+    if not isinstance(jwks, list) or not jwks:
+        raise KeyLoadError("the JWKS has no keys")
+    entries = []
+    for number, jwk in enumerate(jwks, 1):
+        if not isinstance(jwk, dict):
+            raise KeyLoadError("JWKS key %d is not a JSON object" % number)
+        public_only = {name: value for name, value in jwk.items()
+                       if name not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
+        try:
+            key = jwt.PyJWK(public_only).key
+        except jwt.PyJWKError as error:
+            raise KeyLoadError("JWKS key %d cannot be used: %s" % (number, _safe_reason(error))) from None
+        entries.append(_entry(key, jwk.get("kid")))
+    return entries
+
+
+def _load_pem_block(block: bytes, kind: bytes, number: int) -> PublicKey:
+    if b"PRIVATE" in kind:
+        raise KeyLoadError(
+            "public key %d is a private key: give only its public half "
+            "(openssl pkey -in key.pem -pubout)" % number)
+    try:
+        if kind == b"CERTIFICATE":
+            return x509.load_pem_x509_certificate(block).public_key()
+        return serialization.load_pem_public_key(block)
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise KeyLoadError("public key %d could not be parsed (%s)"
+                           % (number, _safe_reason(error))) from None
+
+
+def load_public_keys(data: Union[bytes, str]) -> list:
+    """Every verification key in ``data``, as :class:`PublicKeyEntry` objects, in order."""
+    raw = _unwrap_base64(_as_bytes(data).strip())
+    if not raw:
+        raise KeyLoadError("no public key given")
+    if raw.startswith(b"{"):
+        return _load_jwks(raw)
+    blocks = _PEM_BLOCK.finditer(raw)
+    entries = [_entry(_load_pem_block(match.group(0), match.group(1), number))
+               for number, match in enumerate(blocks, 1)]
+    if not entries:
+        for number, match in enumerate(_SSH_PUBLIC_LINE.finditer(raw), 1):
+            try:
+                entries.append(_entry(serialization.load_ssh_public_key(match.group(0))))
+            except (ValueError, UnsupportedAlgorithm) as error:
+                raise KeyLoadError("public key %d could not be parsed (%s)"
+                                   % (number, _safe_reason(error))) from None
+    if not entries:
+        raise KeyLoadError("no public key found: give PEM, an OpenSSH public key line, "
+                           "a JWK or a JWKS")
+    return entries
+
+
+def public_key_pem(key: PublicKey) -> str:
+    """SubjectPublicKeyInfo PEM, the form Okera's JWT_PUBLIC_KEY holds."""
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")

@@ -1,0 +1,354 @@
+# Copyright: okera.auth contributors
+# Apache License 2.0 (see LICENSE)
+"""The token rules: durations, claims, minting, decoding and verifying JWTs.
+
+Minting serialises the JWS itself around PyJWT's JWA signers, with the header
+segment computed once per key: a token then costs a signature and a few
+microseconds of JSON, which is what the auth server's throughput rests on.
+Verification is PyJWT's, with the algorithm allow-list taken from
+configuration (never from the token's header), ``exp`` required, and only the
+given keys tried.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import re
+import secrets
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+from .errors import ClaimsError, TokenFormatError
+from .keys import (
+    DEFAULT_ALGORITHM,
+    PrivateKey,
+    PublicKeyEntry,
+    check_key_fits,
+    jwk_thumbprint,
+    key_fits,
+    normalize_algorithm,
+)
+
+try:
+    import jwt
+    from jwt.algorithms import get_default_algorithms
+except ImportError:
+    HAS_PYJWT = False
+    PYJWT_IMPORT_ERROR: Optional[str] = traceback.format_exc()
+else:
+    HAS_PYJWT = True
+    PYJWT_IMPORT_ERROR = None
+
+SYSTEM_USER = "okera_system_user"
+DEFAULT_TTL = 24 * 3600
+RESERVED_CLAIMS = frozenset(("sub", "iss", "aud", "exp", "nbf", "iat", "jti", "groups"))
+# The option that sets each reserved claim, for error messages.
+_OPTION_FOR_CLAIM = {"sub": "subject", "iss": "issuer", "aud": "audience", "exp": "ttl or expires_at",
+                     "nbf": "not_before", "iat": "(set at minting)", "jti": "jti",
+                     "groups": "groups"}
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_DURATION = re.compile(r"(?:\d+[smhdw])+")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def parse_duration(value: Union[int, float, str]) -> int:
+    """Seconds in ``value``: an integer, or text such as ``30d``, ``24h``, ``90m``, ``1h30m``."""
+    if isinstance(value, bool):
+        raise ClaimsError("duration %r is not a number of seconds or a text like 24h" % (value,))
+    if isinstance(value, (int, float)):
+        seconds = int(value)
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        if text.isdigit():
+            seconds = int(text)
+        elif _DURATION.fullmatch(text):
+            seconds = sum(int(number) * _DURATION_UNITS[unit]
+                          for number, unit in _DURATION_PART.findall(text))
+        else:
+            raise ClaimsError(
+                "duration %r is not understood: write seconds or a number with s, m, h, d "
+                "or w, e.g. 30d, 24h, 90m" % (value,))
+    if seconds <= 0:
+        raise ClaimsError("duration %r must be longer than zero" % (value,))
+    return seconds
+
+
+def parse_time(value: Union[int, float, str]) -> int:
+    """Epoch seconds from an integer or an ISO 8601 text (UTC when no offset is given)."""
+    if isinstance(value, bool):
+        raise ClaimsError("time %r is not an epoch number or an ISO 8601 date" % (value,))
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ClaimsError("time %r is not an epoch number or an ISO 8601 date such as "
+                          "2030-01-31T00:00:00Z" % (text,)) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp())
+
+
+def iso8601(epoch: Union[int, float]) -> str:
+    """UTC ISO 8601 text of an epoch time, e.g. 2026-12-23T07:50:00Z."""
+    moment = datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class TokenSpec:
+    """What a token should say. ``expires_at`` wins over ``ttl`` when both are given."""
+
+    subject: str
+    issuer: Optional[str] = None
+    audience: Union[str, Sequence[str], None] = None
+    groups: Optional[Sequence[str]] = None
+    ttl: int = DEFAULT_TTL
+    expires_at: Optional[int] = None
+    not_before: Optional[int] = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    jti: Union[bool, str] = False
+
+    def validate(self) -> None:
+        if not isinstance(self.subject, str) or not self.subject.strip():
+            raise ClaimsError("subject is required and must be a non-empty text")
+        if self.groups is not None and (isinstance(self.groups, str) or not all(
+                isinstance(group, str) for group in self.groups)):
+            raise ClaimsError("groups must be a list of texts")
+        if self.audience is not None and not isinstance(self.audience, str) and not all(
+                isinstance(item, str) for item in self.audience):
+            raise ClaimsError("audience must be a text or a list of texts")
+        clash = sorted(RESERVED_CLAIMS.intersection(self.claims))
+        if clash:
+            raise ClaimsError(
+                "claims may not set the reserved claim(s) %s: use %s instead"
+                % (", ".join(clash), ", ".join(_OPTION_FOR_CLAIM[name] for name in clash)))
+        try:
+            json.dumps(dict(self.claims))
+        except (TypeError, ValueError):
+            raise ClaimsError("claims must hold only JSON values (texts, numbers, "
+                              "booleans, lists, objects)") from None
+
+    def expected_claims(self) -> dict:
+        """The claims that identify this token, without the times that change on every mint."""
+        wanted: dict = {"sub": self.subject}
+        if self.issuer is not None:
+            wanted["iss"] = self.issuer
+        if self.audience is not None:
+            wanted["aud"] = self.audience if isinstance(self.audience, str) else list(self.audience)
+        if self.groups is not None:
+            wanted["groups"] = list(self.groups)
+        if self.not_before is not None:
+            wanted["nbf"] = int(self.not_before)
+        if self.expires_at is not None:
+            wanted["exp"] = int(self.expires_at)
+        wanted.update(self.claims)
+        return wanted
+
+
+def build_claims(spec: TokenSpec, now: int) -> dict:
+    spec.validate()
+    expires_at = int(spec.expires_at) if spec.expires_at is not None else now + int(spec.ttl)
+    if expires_at <= now:
+        raise ClaimsError("the token would expire at %s, which is not in the future: give a "
+                          "later expires_at or a positive ttl" % iso8601(expires_at))
+    if spec.not_before is not None and int(spec.not_before) >= expires_at:
+        raise ClaimsError("not_before %s is not before the expiry %s"
+                          % (iso8601(spec.not_before), iso8601(expires_at)))
+    claims = spec.expected_claims()
+    claims["iat"] = now
+    claims["exp"] = expires_at
+    if spec.jti:
+        claims["jti"] = spec.jti if isinstance(spec.jti, str) else secrets.token_hex(16)
+    return claims
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _json_bytes(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+class Signer:
+    """A loaded private key ready to sign: the key check, ``kid`` and header are done once."""
+
+    def __init__(self, private_key: PrivateKey, algorithm: str = DEFAULT_ALGORITHM,
+                 kid: Optional[str] = None) -> None:
+        """``kid`` None uses the RFC 7638 thumbprint; an empty text leaves ``kid`` out."""
+        self.algorithm = normalize_algorithm(algorithm)
+        check_key_fits(self.algorithm, private_key)
+        self.private_key = private_key
+        self.public_key = private_key.public_key()
+        self.kid = jwk_thumbprint(self.public_key) if kid is None else kid
+        self.header = {"alg": self.algorithm, "typ": "JWT"}
+        if self.kid:
+            self.header["kid"] = self.kid
+        self._header_segment = _b64url(_json_bytes(self.header))
+        self._jwa = get_default_algorithms()[self.algorithm]
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        signing_input = self._header_segment + b"." + _b64url(_json_bytes(claims))
+        signature = self._jwa.sign(signing_input, self.private_key)
+        return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    header: dict
+    claims: dict
+    expires_at: int
+
+
+def mint(signer: Signer, spec: TokenSpec, now: Optional[int] = None) -> MintedToken:
+    claims = build_claims(spec, int(time.time()) if now is None else int(now))
+    return MintedToken(token=signer.sign(claims), header=dict(signer.header), claims=claims,
+                       expires_at=claims["exp"])
+
+
+@dataclass(frozen=True)
+class DecodedToken:
+    """A token's header and claims, read without checking the signature."""
+
+    header: dict
+    claims: dict
+
+
+def _decode_segment(segment: str, part: str) -> bytes:
+    if not _BASE64URL.fullmatch(segment):
+        raise TokenFormatError("the token's %s is not base64url text" % part)
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenFormatError("the token's %s is not valid base64url" % part) from None
+
+
+def _decode_json_segment(segment: str, part: str) -> dict:
+    try:
+        value = json.loads(_decode_segment(segment, part).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise TokenFormatError("the token's %s is not JSON" % part) from None
+    if not isinstance(value, dict):
+        raise TokenFormatError("the token's %s is not a JSON object" % part)
+    return value
+
+
+def _looks_base64_wrapped(text: str) -> bool:
+    try:
+        return base64.b64decode(text, validate=True).count(b".") == 2
+    except (binascii.Error, ValueError):
+        return False
+
+
+def decode_unverified(token: Union[str, bytes]) -> DecodedToken:
+    """Header and claims of a compact JWS; raises TokenFormatError with the reason."""
+    if isinstance(token, bytes):
+        try:
+            token = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise TokenFormatError("the token is not ASCII text") from None
+    text = token.strip()
+    if not text:
+        raise TokenFormatError("the token is empty")
+    parts = text.split(".")
+    if len(parts) != 3:
+        hint = (": it looks base64-encoded (as in a Secret's data); decode it first"
+                if len(parts) == 1 and _looks_base64_wrapped(text) else "")
+        raise TokenFormatError("a JWT has three dot-separated parts; this one has %d%s"
+                               % (len(parts), hint))
+    header = _decode_json_segment(parts[0], "header")
+    claims = _decode_json_segment(parts[1], "payload")
+    _decode_segment(parts[2], "signature")
+    return DecodedToken(header=header, claims=claims)
+
+
+def expiry_facts(claims: Mapping[str, Any], now: Optional[float] = None) -> dict:
+    """``expires_at`` (ISO 8601), ``expires_in`` (seconds) and ``expired`` from ``exp``."""
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        return {"expires_at": None, "expires_in": None, "expired": None}
+    remaining = int(exp - (time.time() if now is None else now))
+    return {"expires_at": iso8601(exp), "expires_in": remaining, "expired": remaining <= 0}
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    valid: bool
+    reason: Optional[str]
+    header: dict
+    claims: dict
+    kid: Optional[str] = None  # kid of the key that verified the signature
+
+
+def verify(token: Union[str, bytes], keys: Sequence[PublicKeyEntry],
+           algorithms: Iterable[str], leeway: Union[int, float] = 0,
+           issuer: Optional[str] = None, audience: Union[str, Sequence[str], None] = None,
+           subject: Optional[str] = None) -> VerificationResult:
+    """Check signature and claims. Malformed tokens raise TokenFormatError; bad ones are invalid.
+
+    Only algorithms in ``algorithms`` are accepted, whatever the header says; a
+    header ``kid`` picks among the given keys but never brings in another.
+    """
+    decoded = decode_unverified(token)
+    header, claims = decoded.header, decoded.claims
+
+    def invalid(reason: str) -> VerificationResult:
+        return VerificationResult(False, reason, header, claims)
+
+    allowed = sorted({normalize_algorithm(name) for name in algorithms})
+    if not allowed:
+        raise ClaimsError("no algorithm allowed: give the algorithms the cluster uses, e.g. RS512")
+    algorithm = header.get("alg")
+    if algorithm not in allowed:
+        return invalid("the token's algorithm %r is not allowed (allowed: %s)"
+                       % (algorithm, ", ".join(allowed)))
+    if "crit" in header:
+        return invalid("the token names critical header parameters %r that this verifier "
+                       "does not support" % (header["crit"],))
+    candidates = [entry for entry in keys if key_fits(algorithm, entry.key)]
+    if not candidates:
+        return invalid("none of the %d given key(s) can verify %s" % (len(keys), algorithm))
+    kid = header.get("kid")
+    if any(entry.kid == kid for entry in candidates):
+        candidates = [entry for entry in candidates if entry.kid == kid]
+    for entry in candidates:
+        try:
+            verified = jwt.decode(
+                token, entry.key, algorithms=[algorithm], leeway=leeway, issuer=issuer,
+                audience=audience, subject=subject, options={"require": ["exp"]})
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.ExpiredSignatureError:
+            return invalid("the token expired at %s" % iso8601(claims["exp"]))
+        except jwt.ImmatureSignatureError:
+            # PyJWT raises this for an nbf, or an iat, still in the future.
+            start = claims.get("nbf", claims.get("iat"))
+            return invalid("the token is not valid before %s" % iso8601(start))
+        except jwt.MissingRequiredClaimError as error:
+            return invalid("the token has no %r claim" % error.claim)
+        except jwt.InvalidIssuerError:
+            return invalid("the token's issuer %r is not the expected %r"
+                           % (claims.get("iss"), issuer))
+        except jwt.InvalidAudienceError:
+            return invalid("the token's audience %r does not match the expected %r"
+                           % (claims.get("aud"), audience))
+        except jwt.InvalidSubjectError:
+            return invalid("the token's subject %r is not the expected %r"
+                           % (claims.get("sub"), subject))
+        except jwt.InvalidTokenError as error:
+            return invalid("the token was rejected: %s" % error)
+        return VerificationResult(True, None, header, verified, entry.kid)
+    return invalid("the signature does not verify with any of the %d given key(s)"
+                   % len(candidates))
