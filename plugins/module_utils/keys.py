@@ -182,7 +182,10 @@ def load_private_key(data: Union[bytes, str],
                 "could not decrypt the private key: check the passphrase") from None
         raise KeyLoadError("the private key could not be parsed (%s): check that the "
                            "file is complete" % _safe_reason(error)) from None
-    except UnsupportedAlgorithm:
+    except UnsupportedAlgorithm as error:
+        if "bcrypt" in str(error):
+            raise KeyLoadError("encrypted OpenSSH keys need the Python package bcrypt: "
+                               "pip install bcrypt") from None
         raise KeyLoadError("the private key's type or cipher is not supported: use an "
                            "RSA, EC or Ed25519 key") from None
     _check_strength(key)

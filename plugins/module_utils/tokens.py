@@ -15,11 +15,11 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import hashlib
 import json
 import re
 import secrets
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -38,11 +38,7 @@ try:
     import jwt
     from jwt.algorithms import get_default_algorithms
 except ImportError:
-    HAS_PYJWT = False
-    PYJWT_IMPORT_ERROR: Optional[str] = traceback.format_exc()
-else:
-    HAS_PYJWT = True
-    PYJWT_IMPORT_ERROR = None
+    pass  # reported through keys.HAS_CRYPTO_LIBS, which every entry point checks
 
 SYSTEM_USER = "okera_system_user"
 DEFAULT_TTL = 24 * 3600
@@ -252,14 +248,19 @@ def _looks_base64_wrapped(text: str) -> bool:
         return False
 
 
-def decode_unverified(token: Union[str, bytes]) -> DecodedToken:
-    """Header and claims of a compact JWS; raises TokenFormatError with the reason."""
+def _token_text(token: Union[str, bytes]) -> str:
+    """The token as text without surrounding white space (files end with a newline)."""
     if isinstance(token, bytes):
         try:
             token = token.decode("ascii")
         except UnicodeDecodeError:
             raise TokenFormatError("the token is not ASCII text") from None
-    text = token.strip()
+    return token.strip()
+
+
+def decode_unverified(token: Union[str, bytes]) -> DecodedToken:
+    """Header and claims of a compact JWS; raises TokenFormatError with the reason."""
+    text = _token_text(token)
     if not text:
         raise TokenFormatError("the token is empty")
     parts = text.split(".")
@@ -301,6 +302,7 @@ def verify(token: Union[str, bytes], keys: Sequence[PublicKeyEntry],
     Only algorithms in ``algorithms`` are accepted, whatever the header says; a
     header ``kid`` picks among the given keys but never brings in another.
     """
+    token = _token_text(token)
     decoded = decode_unverified(token)
     header, claims = decoded.header, decoded.claims
 
@@ -328,27 +330,84 @@ def verify(token: Union[str, bytes], keys: Sequence[PublicKeyEntry],
             verified = jwt.decode(
                 token, entry.key, algorithms=[algorithm], leeway=leeway, issuer=issuer,
                 audience=audience, subject=subject, options={"require": ["exp"]})
-        except jwt.InvalidSignatureError:
+        except jwt.exceptions.InvalidSignatureError:
             continue
-        except jwt.ExpiredSignatureError:
+        except jwt.exceptions.ExpiredSignatureError:
             return invalid("the token expired at %s" % iso8601(claims["exp"]))
-        except jwt.ImmatureSignatureError:
+        except jwt.exceptions.ImmatureSignatureError:
             # PyJWT raises this for an nbf, or an iat, still in the future.
             start = claims.get("nbf", claims.get("iat"))
             return invalid("the token is not valid before %s" % iso8601(start))
-        except jwt.MissingRequiredClaimError as error:
+        except jwt.exceptions.MissingRequiredClaimError as error:
             return invalid("the token has no %r claim" % error.claim)
-        except jwt.InvalidIssuerError:
+        except jwt.exceptions.InvalidIssuerError:
             return invalid("the token's issuer %r is not the expected %r"
                            % (claims.get("iss"), issuer))
-        except jwt.InvalidAudienceError:
+        except jwt.exceptions.InvalidAudienceError:
             return invalid("the token's audience %r does not match the expected %r"
                            % (claims.get("aud"), audience))
-        except jwt.InvalidSubjectError:
+        except jwt.exceptions.InvalidSubjectError:
             return invalid("the token's subject %r is not the expected %r"
                            % (claims.get("sub"), subject))
-        except jwt.InvalidTokenError as error:
+        except jwt.exceptions.InvalidTokenError as error:
             return invalid("the token was rejected: %s" % error)
         return VerificationResult(True, None, header, verified, entry.kid)
     return invalid("the signature does not verify with any of the %d given key(s)"
                    % len(candidates))
+
+
+def renewal_reason(existing: Optional[str], signer: Signer, spec: TokenSpec,
+                   renew_before: int, now: Optional[int] = None) -> Optional[str]:
+    """Why a token kept on disk must be minted again, or None to keep it.
+
+    A kept token verifies with the signer's key and algorithm, carries exactly
+    the wanted claims (times aside: ``iat`` and ``jti`` differ on every mint and
+    never cause a change by themselves), lives no longer than the wanted ttl,
+    and has more than ``renew_before`` seconds left.
+    """
+    if existing is None:
+        return "there is no token yet"
+    now = int(time.time()) if now is None else int(now)
+    try:
+        result = verify(existing, [PublicKeyEntry(signer.public_key, signer.kid or "")],
+                        [signer.algorithm])
+    except TokenFormatError as error:
+        return "the existing token is malformed (%s)" % error
+    if not result.valid:
+        return "the existing token does not verify: %s" % result.reason
+    if result.header.get("kid") != (signer.kid or None):
+        return "the existing token names another key id"
+    wanted = spec.expected_claims()
+    claims = result.claims
+    changed = sorted(name for name in set(wanted) | set(claims)
+                     if name not in ("iat", "exp", "jti") and claims.get(name) != wanted.get(name))
+    if spec.expires_at is not None and claims.get("exp") != int(spec.expires_at):
+        changed.append("exp")
+    if spec.jti and (claims.get("jti") is None or (
+            isinstance(spec.jti, str) and claims["jti"] != spec.jti)):
+        changed.append("jti")
+    if changed:
+        return "the wanted claims differ: %s" % ", ".join(changed)
+    remaining = int(claims["exp"]) - now
+    if spec.expires_at is None and remaining > int(spec.ttl) + 60:
+        return "the existing token lives longer than the wanted ttl"
+    if remaining <= renew_before:
+        return "the existing token expires in %ds, within renew_before (%ds)" % (
+            remaining, renew_before)
+    return None
+
+
+def token_summary(token: str) -> dict:
+    """What a diff or a report may show of a token: header, claims, times, a hash; never the token."""
+    summary: dict = {"sha256": hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()}
+    try:
+        decoded = decode_unverified(token)
+    except TokenFormatError as error:
+        summary["malformed"] = str(error)
+        return summary
+    claims = dict(decoded.claims)
+    for name in ("iat", "nbf", "exp"):
+        if isinstance(claims.get(name), (int, float)) and not isinstance(claims[name], bool):
+            claims[name] = iso8601(claims[name])
+    summary.update(alg=decoded.header.get("alg"), kid=decoded.header.get("kid"), claims=claims)
+    return summary

@@ -1,0 +1,23 @@
+# Copyright: okera.auth contributors
+# Apache License 2.0 (see LICENSE)
+"""Durations as the collection writes them (30d, 24h, 1h30m) turned into seconds, for templates."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.tokens import parse_duration
+
+
+def duration_seconds(value):
+    """Seconds in a duration such as 7d, 12h or 3600, with the token library's rules."""
+    try:
+        return parse_duration(value)
+    except OkeraAuthError as error:
+        raise AnsibleFilterError("duration_seconds: %s" % error) from None
+
+
+class FilterModule:
+    def filters(self):
+        return {"duration_seconds": duration_seconds}

@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# Copyright: okera.auth contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: jwt_token
+short_description: Mint a JSON Web Token signed with a private key
+version_added: 0.1.0
+description:
+  - Mints a JWT such as an Okera system token (O(subject=okera_system_user), O(groups) = the
+    catalog admins) or a user token, signed with an RSA, EC or Ed25519 private key.
+  - Writes it atomically to O(path) and/or returns it when O(return_content=true).
+  - Idempotent: a token already at O(path) that verifies with this key and algorithm, carries the
+    wanted claims, lives no longer than O(ttl) and has more than O(renew_before) left is kept.
+    Times alone (C(iat), C(jti)) never cause a change; O(force=true) always renews.
+author:
+  - okera.auth maintainers
+extends_documentation_fragment:
+  - okera.auth.signing_key
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+    details: Predicts whether a token would be minted; writes nothing.
+  diff_mode:
+    support: full
+    details: Shows claims, key id, expiry and a SHA-256 of the token; never the token.
+  idempotent:
+    support: partial
+    details: A kept token is reported unchanged; a renewed one differs in C(iat) and C(exp).
+options:
+  subject:
+    description: The C(sub) claim, e.g. V(okera_system_user) or a user name.
+    type: str
+    required: true
+  issuer:
+    description: The C(iss) claim (often the cluster's name).
+    type: str
+  groups:
+    description: The C(groups) claim, a list of group names (Okera's catalog admins for the system token).
+    type: list
+    elements: str
+  audience:
+    description: The C(aud) claim; one value is written as a text, several as a list.
+    type: list
+    elements: str
+  ttl:
+    description:
+      - Lifetime, as seconds or a text such as V(30d), V(24h), V(90m), V(1h30m).
+      - Mutually exclusive with O(expires_at).
+    type: str
+    default: 24h
+  expires_at:
+    description: Fixed expiry (C(exp)), as epoch seconds or ISO 8601 (V(2030-01-31T00:00:00Z)).
+    type: str
+  not_before:
+    description: The C(nbf) claim, as epoch seconds or ISO 8601.
+    type: str
+  claims:
+    description:
+      - Extra claims. They may not set the reserved ones (C(sub), C(iss), C(aud), C(exp), C(nbf),
+        C(iat), C(jti), C(groups)); use the matching option instead.
+    type: dict
+    default: {}
+  jti:
+    description: Add a random C(jti) claim (a token id for audit logs).
+    type: bool
+    default: false
+  kid:
+    description:
+      - The header's C(kid). By default the key's RFC 7638 SHA-256 thumbprint, which verifiers can
+        match against a JWKS. An empty text leaves C(kid) out.
+    type: str
+  path:
+    description:
+      - File to write the token to, atomically (a temp file in the same directory, then a rename).
+      - Its mode defaults to V(0600); O(mode), O(owner) and O(group) set it otherwise.
+    type: path
+  return_content:
+    description:
+      - Return the token as RV(token). Off by default, so that the token never appears in output.
+      - Required when no O(path) is given.
+    type: bool
+    default: false
+  renew_before:
+    description:
+      - Renew a kept token when it has this much or less left. Seconds or a text such as V(7d).
+      - Defaults to a third of O(ttl) (or of the time left until O(expires_at)).
+    type: str
+  force:
+    description: Mint a new token even when the existing one would be kept.
+    type: bool
+    default: false
+seealso:
+  - module: okera.auth.jwt_token_info
+"""
+
+EXAMPLES = r"""
+- name: Mint the Okera system token, kept while it has more than 10 days left
+  okera.auth.jwt_token:
+    private_key_path: /etc/okera/jwt/private.pem
+    subject: okera_system_user
+    issuer: prod-cluster
+    groups: [okera_admins]
+    ttl: 30d
+    renew_before: 10d
+    path: /etc/okera/system.token
+    mode: "0600"
+
+- name: Mint a user token and use it in the play (not written to disk)
+  okera.auth.jwt_token:
+    private_key_content: "{{ lookup('ansible.builtin.file', 'private.pem') }}"
+    algorithm: rsa512
+    subject: janedoe
+    ttl: 1h
+    return_content: true
+  register: user_token
+  no_log: true
+"""
+
+RETURN = r"""
+path:
+  description: Where the token is.
+  returned: when O(path) is given
+  type: str
+token:
+  description: The token itself.
+  returned: when O(return_content=true)
+  type: str
+claims:
+  description: The token's claims (of the kept token, or of the new one).
+  returned: success
+  type: dict
+  sample: {"sub": "okera_system_user", "iss": "prod", "groups": ["okera_admins"], "iat": 1795420138, "exp": 1798012138}
+header:
+  description: The token's protected header.
+  returned: success
+  type: dict
+  sample: {"alg": "RS512", "typ": "JWT", "kid": "GuS0yLeLocZT-37bxPCltFa8xITJ_wVQNgnR3s4FSV4"}
+kid:
+  description: The key id in the header (empty when none).
+  returned: success
+  type: str
+expires_at:
+  description: Expiry, ISO 8601 UTC.
+  returned: success
+  type: str
+  sample: "2026-12-23T07:50:00Z"
+expires_in:
+  description: Seconds until expiry.
+  returned: success
+  type: int
+reason:
+  description: Why a new token was (or in check mode would be) minted; null when kept.
+  returned: success
+  type: str
+  sample: "the existing token expires in 86000s, within renew_before (864000s)"
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.files import write_file_atomic
+from ansible_collections.okera.auth.plugins.module_utils.keys import (
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, SUPPORTED_ALGORITHMS,
+    load_private_key, read_key_file,
+)
+from ansible_collections.okera.auth.plugins.module_utils.tokens import (
+    Signer, TokenSpec, decode_unverified, expiry_facts, mint, parse_duration, parse_time,
+    renewal_reason, token_summary,
+)
+
+ALGORITHM_CHOICES = list(SUPPORTED_ALGORITHMS) + [
+    "rsa256", "rsa384", "rsa512", "RSA256", "RSA384", "RSA512"]
+
+
+def _read_existing(path):
+    """The token stored at path, or None when there is none."""
+    if not path or not os.path.exists(path):
+        return None
+    if os.path.isdir(path):
+        raise OkeraAuthError("path %s is a directory: give a file name for the token" % path)
+    with open(path, "r", encoding="ascii", errors="replace") as handle:
+        return handle.read().strip()
+
+
+def _token_spec(params, now):
+    expires_at = parse_time(params["expires_at"]) if params["expires_at"] else None
+    audience = params["audience"]
+    return TokenSpec(
+        subject=params["subject"],
+        issuer=params["issuer"],
+        audience=audience[0] if audience and len(audience) == 1 else audience,
+        groups=params["groups"],
+        ttl=parse_duration(params["ttl"]) if expires_at is None else expires_at - now,
+        expires_at=expires_at,
+        not_before=parse_time(params["not_before"]) if params["not_before"] else None,
+        claims=params["claims"],
+        jti=params["jti"],
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            private_key_path=dict(type="path"),
+            private_key_content=dict(type="str", no_log=True),
+            private_key_passphrase=dict(type="str", no_log=True),
+            algorithm=dict(type="str", default="RS512", choices=ALGORITHM_CHOICES),
+            subject=dict(type="str", required=True),
+            issuer=dict(type="str"),
+            groups=dict(type="list", elements="str"),
+            audience=dict(type="list", elements="str"),
+            ttl=dict(type="str", default="24h"),
+            expires_at=dict(type="str"),
+            not_before=dict(type="str"),
+            claims=dict(type="dict", default={}),
+            jti=dict(type="bool", default=False),
+            kid=dict(type="str"),
+            path=dict(type="path"),
+            return_content=dict(type="bool", default=False),
+            renew_before=dict(type="str", no_log=False),
+            force=dict(type="bool", default=False),
+        ),
+        mutually_exclusive=[("private_key_path", "private_key_content")],
+        required_one_of=[("private_key_path", "private_key_content"), ("path", "return_content")],
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    if not HAS_CRYPTO_LIBS:
+        module.fail_json(msg=missing_required_lib(CRYPTO_LIBS), exception=CRYPTO_LIBS_IMPORT_ERROR)
+    params = module.params
+    path = params["path"]
+    if not path and not params["return_content"]:
+        module.fail_json(msg="give path, or set return_content: true, or the token is lost")
+    now = int(time.time())
+    try:
+        key_data = (read_key_file(params["private_key_path"], "private key")
+                    if params["private_key_path"] else params["private_key_content"])
+        signer = Signer(load_private_key(key_data, params["private_key_passphrase"]),
+                        params["algorithm"], params["kid"])
+        spec = _token_spec(params, now)
+        renew_before = (parse_duration(params["renew_before"]) if params["renew_before"]
+                        else max(spec.ttl // 3, 1))
+        existing = _read_existing(path)
+        reason = ("force is set" if params["force"]
+                  else renewal_reason(existing, signer, spec, renew_before, now))
+        if reason is None:
+            token = existing
+            decoded = decode_unverified(existing)
+            header, claims = decoded.header, decoded.claims
+        else:
+            minted = mint(signer, spec, now)
+            token, header, claims = minted.token, minted.header, minted.claims
+            if path and not module.check_mode:
+                write_file_atomic(path, (token + "\n").encode("ascii"), mode=0o600)
+    except OkeraAuthError as error:
+        module.fail_json(msg=str(error))
+    except OSError as error:
+        module.fail_json(msg="cannot read %s: %s" % (path, error.strerror))
+
+    result = dict(changed=reason is not None, claims=claims, header=header,
+                  kid=header.get("kid", ""), reason=reason)
+    result.update((name, value) for name, value in expiry_facts(claims, now).items()
+                  if name != "expired")
+    if path:
+        result["path"] = path
+        if params["mode"] is None:
+            params["mode"] = "0600"
+        file_args = module.load_file_common_arguments(params)
+        if os.path.exists(path):
+            result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+    if params["return_content"]:
+        result["token"] = token
+    if module._diff:
+        result["diff"] = dict(before=token_summary(existing) if existing else {},
+                              after=token_summary(token))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
