@@ -76,3 +76,39 @@ def key_dir(tmp_path_factory, rsa_key_pem, rsa_public_pem) -> Path:
     os.chmod(private, 0o600)
     (directory / "public.pem").write_bytes(rsa_public_pem)
     return directory
+
+
+def openssl_verifies(token: str, public_pem: bytes, algorithm: str, workdir: Path) -> bool:
+    """Verify a compact JWS with the openssl command line: a verifier independent of PyJWT."""
+    import base64
+    import subprocess
+
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    header_payload, _, signature_b64 = token.strip().rpartition(".")
+    signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
+    (workdir / "input").write_bytes(header_payload.encode("ascii"))
+    (workdir / "pub.pem").write_bytes(public_pem)
+    if algorithm.startswith("ES"):  # JWS carries r||s; openssl wants DER
+        half = len(signature) // 2
+        signature = encode_dss_signature(int.from_bytes(signature[:half], "big"),
+                                         int.from_bytes(signature[half:], "big"))
+    (workdir / "sig").write_bytes(signature)
+    if algorithm == "EdDSA":
+        command = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-rawin",
+                   "-in", "input", "-sigfile", "sig"]
+    else:
+        command = ["openssl", "dgst", "-sha" + algorithm[2:], "-verify", "pub.pem",
+                   "-signature", "sig"]
+        if algorithm.startswith("PS"):
+            command[-4:-4] = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1"]
+        command.append("input")
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    # dgst prints "Verified OK", pkeyutl "Signature Verified Successfully".
+    return done.returncode == 0 and ("Verified OK" in done.stdout or "Successfully" in done.stdout)
+
+
+@pytest.fixture(name="openssl_verifies")
+def openssl_verifies_fixture(tmp_path):
+    """openssl_verifies(token, public_pem, algorithm) -> bool, working in a temp directory."""
+    return lambda token, public_pem, algorithm: openssl_verifies(token, public_pem, algorithm, tmp_path)
