@@ -32,3 +32,7 @@ class TokenFormatError(OkeraAuthError):
 
 class FileWriteError(OkeraAuthError):
     """A file could not be written atomically; nothing was left behind."""
+
+
+class FileExistsWriteError(FileWriteError):
+    """The target of a no-replace write already exists; nothing was written."""

@@ -8,17 +8,19 @@ import os
 import secrets
 from typing import Optional
 
-from .errors import FileWriteError
+from .errors import FileExistsWriteError, FileWriteError
 
 
 def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[int] = None,
-                      durable: bool = True) -> None:
+                      durable: bool = True, replace: bool = True) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory, then rename.
 
     The temp file is created with O_EXCL|O_NOFOLLOW and gets its final mode (and
     group) before the first byte is written, so it is never readable by anyone
     it should not be. ``durable`` fsyncs before the rename; short-lived files
-    (the auth server's) skip it. On any failure the temp file is removed.
+    (the auth server's) skip it. ``replace=False`` never overwrites: the temp file
+    is hard-linked to ``path`` (which fails if it exists, raising
+    FileExistsWriteError) instead of renamed. On any failure the temp file is removed.
     """
     directory, name = os.path.split(os.path.abspath(path))
     temp_path = os.path.join(directory, ".%s.%s.tmp" % (name, secrets.token_hex(6)))
@@ -39,10 +41,21 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[i
                 os.fsync(descriptor)
         finally:
             os.close(descriptor)
-        os.rename(temp_path, path)
-    except OSError as error:
-        try:
+        if replace:
+            os.rename(temp_path, path)
+        else:
+            os.link(temp_path, path)
             os.unlink(temp_path)
-        except OSError:
-            pass
+    except FileExistsError:
+        _remove_quietly(temp_path)
+        raise FileExistsWriteError("%s already exists" % path) from None
+    except OSError as error:
+        _remove_quietly(temp_path)
         raise FileWriteError("cannot write %s: %s" % (path, error.strerror)) from None
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

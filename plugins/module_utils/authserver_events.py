@@ -1,0 +1,140 @@
+# Copyright: okera.auth contributors
+# Apache License 2.0 (see LICENSE)
+"""What the auth server tells the outside: one log line per event, and Prometheus metrics.
+
+Log lines carry paths, user names, key ids and reasons, never a token or a key.
+Text lines keep the wording of Okera's authserver (``Generated token: <path>``,
+``Deleted token: <path>``) so existing log watchers keep working.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import IO, Any, Dict, Optional, Sequence
+
+LOG_FORMATS = ("text", "json")
+
+# Seconds; a token request costs one signature (about 1 ms for RSA-2048), more under load.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class EventLog:
+    """One line per event on a stream: plain text, or a JSON object per line."""
+
+    def __init__(self, log_format: str = "text", stream: Optional[IO[str]] = None) -> None:
+        self.log_format = log_format
+        self.stream = stream if stream is not None else sys.stdout
+        self._lock = threading.Lock()
+
+    def event(self, event: str, message: str, level: str = "info", **fields: Any) -> None:
+        if self.log_format == "json":
+            record = {"time": round(time.time(), 3), "level": level, "event": event,
+                      "message": message}
+            record.update(fields)
+            line = json.dumps(record, separators=(",", ":"))
+        elif level == "info":
+            line = message
+        else:
+            line = "%s: %s" % (level, message)
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def warning(self, event: str, message: str, **fields: Any) -> None:
+        self.event(event, message, level="warning", **fields)
+
+    def error(self, event: str, message: str, **fields: Any) -> None:
+        self.event(event, message, level="error", **fields)
+
+
+class Histogram:
+    """A Prometheus histogram without labels."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = tuple(buckets)
+        self.counts = [0] * len(self.buckets)
+        self.total = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.total += 1
+        self.sum += value
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[index] += 1
+                break
+
+    def render(self, name: str) -> list:
+        lines = []
+        cumulative = 0
+        for bound, count in zip(self.buckets, self.counts):
+            cumulative += count
+            lines.append('%s_bucket{le="%s"} %d' % (name, repr(bound), cumulative))
+        lines.append('%s_bucket{le="+Inf"} %d' % (name, self.total))
+        lines.append("%s_sum %.6f" % (name, self.sum))
+        lines.append("%s_count %d" % (name, self.total))
+        return lines
+
+
+class Metrics:
+    """Counters of the server, updated from the event loop thread only."""
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.tokens_issued = 0
+        self.errors: Dict[str, int] = {}
+        self.key_reloads = 0
+        self.key_reload_failures = 0
+        self.refused_callers = 0
+        self.latency = Histogram(LATENCY_BUCKETS)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def render(self, pending_deletions: int, open_connections: int, key_id: str) -> str:
+        """The Prometheus text exposition (format 0.0.4)."""
+        lines = [
+            "# HELP okera_authserver_tokens_issued_total Tokens minted and written to a file.",
+            "# TYPE okera_authserver_tokens_issued_total counter",
+            "okera_authserver_tokens_issued_total %d" % self.tokens_issued,
+            "# HELP okera_authserver_errors_total Requests answered with an error, by kind.",
+            "# TYPE okera_authserver_errors_total counter",
+        ]
+        lines.extend('okera_authserver_errors_total{kind="%s"} %d' % (kind, count)
+                     for kind, count in sorted(self.errors.items()))
+        lines.extend([
+            "# HELP okera_authserver_request_duration_seconds Time from a complete request "
+            "head to the answer.",
+            "# TYPE okera_authserver_request_duration_seconds histogram",
+        ])
+        lines.extend(self.latency.render("okera_authserver_request_duration_seconds"))
+        lines.extend([
+            "# HELP okera_authserver_files_pending_deletion Token files waiting for deletion.",
+            "# TYPE okera_authserver_files_pending_deletion gauge",
+            "okera_authserver_files_pending_deletion %d" % pending_deletions,
+            "# HELP okera_authserver_open_connections Client connections open now.",
+            "# TYPE okera_authserver_open_connections gauge",
+            "okera_authserver_open_connections %d" % open_connections,
+            "# HELP okera_authserver_key_reloads_total Successful key reloads (SIGHUP).",
+            "# TYPE okera_authserver_key_reloads_total counter",
+            "okera_authserver_key_reloads_total %d" % self.key_reloads,
+            "# HELP okera_authserver_key_reload_failures_total Failed key reloads; the "
+            "previous key stays in use.",
+            "# TYPE okera_authserver_key_reload_failures_total counter",
+            "okera_authserver_key_reload_failures_total %d" % self.key_reload_failures,
+            "# HELP okera_authserver_refused_callers_total Unix-socket callers refused by "
+            "the uid/gid allow-list.",
+            "# TYPE okera_authserver_refused_callers_total counter",
+            "okera_authserver_refused_callers_total %d" % self.refused_callers,
+            "# HELP okera_authserver_key_info The key that signs new tokens.",
+            "# TYPE okera_authserver_key_info gauge",
+            'okera_authserver_key_info{kid="%s"} 1' % key_id,
+            "# HELP okera_authserver_start_time_seconds Start time of the server.",
+            "# TYPE okera_authserver_start_time_seconds gauge",
+            "okera_authserver_start_time_seconds %.3f" % self.started_at,
+        ])
+        return "\n".join(lines) + "\n"
+
