@@ -151,11 +151,16 @@ def build_configuration(params: Mapping[str, Any], environ: Optional[Mapping[str
     except ConfigException as exc:
         raise ClusterError("cannot use %s: %s" % (describe_target(auth), _one_line(str(exc)))) from None
 
+    header = None
     if auth["api_key"]:
-        configuration.api_key = {"authorization": "Bearer " + auth["api_key"]}
+        header = "Bearer " + auth["api_key"]
     elif auth["username"] and auth["password"]:
-        pair = ("%s:%s" % (auth["username"], auth["password"])).encode()
-        configuration.api_key = {"authorization": "Basic " + base64.b64encode(pair).decode()}
+        header = "Basic " + base64.b64encode(("%s:%s" % (auth["username"], auth["password"])).encode()).decode()
+    if header:
+        # Both names the client versions read; and no kubeconfig refresh hook putting its token back.
+        configuration.api_key = {"BearerToken": header, "authorization": header}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
     if auth["validate_certs"] is not None:
         configuration.verify_ssl = bool(auth["validate_certs"])
     for option, attribute in (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file")):
