@@ -64,6 +64,7 @@ class Settings:
     workers: int = 0
     header_timeout: int = 10
     max_connections: int = 512
+    no_jti: bool = False
 
 
 def _env(name: str) -> Optional[str]:
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="one line per event as text (default) or JSON; tokens are never logged")
     add("--workers", type=int, default=None,
         help="signing threads (default: the number of CPUs)")
+    add("--no-jti", action="store_true", default=None,
+        help="leave out the jti claim (a random token id, added by default)")
     add("--header-timeout", default=None,
         help="a request head must arrive within this time, else the connection is closed "
              "(default 10s)")
@@ -206,6 +209,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None) -> Settings:
         groups_file=pick(args.groups_file, "GROUPS_FILE", None),
         unix_socket=pick(args.unix_socket, "UNIX_SOCKET", None),
         no_tcp=bool(args.no_tcp) or _env_bool("NO_TCP"),
+        no_jti=bool(args.no_jti) or _env_bool("NO_JTI"),
         file_mode=_octal_mode(pick(args.file_mode, "FILE_MODE", "0640")),
         log_format=pick(args.log_format, "LOG_FORMAT", defaults.log_format),
         workers=integer(pick(args.workers, "WORKERS", os.cpu_count() or 1), "workers"),
@@ -372,7 +376,8 @@ class AuthServer:
         self.issuer = TokenIssuer(
             settings.directory, signer,
             ClaimRules(ttl=settings.ttl, issuer=settings.issuer,
-                       audience=tuple(settings.audience), claims=settings.claims),
+                       audience=tuple(settings.audience), claims=settings.claims,
+                       jti=not settings.no_jti),
             load_groups(settings.groups_file), settings.file_mode, self.gid)
         self.stopping: Optional[asyncio.Event] = None
 

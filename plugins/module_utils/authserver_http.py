@@ -20,7 +20,7 @@ import struct
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Optional, Tuple
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .authserver_events import EventLog, Metrics
 from .authserver_issuer import (
@@ -31,6 +31,7 @@ from .errors import OkeraAuthError
 MAX_HEAD_BYTES = 16 * 1024
 # An answer is small; a client that does not read several of them is not a client.
 MAX_UNREAD_ANSWER_BYTES = 256 * 1024
+LINGER_SECONDS = 1.0
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout",
            431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -80,12 +81,13 @@ def _json_answer(document: Any, status: int = 200) -> Answer:
 
 
 class _Connection:
-    __slots__ = ("writer", "idle", "timed_out")
+    __slots__ = ("writer", "idle", "timed_out", "unread_input")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.idle = True
         self.timed_out = False
+        self.unread_input = False  # closing now could reset the connection under the answer
 
 
 @dataclass
@@ -151,6 +153,12 @@ def _encode(answer: Answer, keep_alive: bool, version: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.body
 
 
+def _escapes(segment: str) -> bool:
+    """Whether a path segment tries to leave its place: a dot segment, NUL or a separator."""
+    decoded = unquote(segment)
+    return decoded in (".", "..") or any(char in decoded for char in "\x00/\\")
+
+
 class HttpServer:
     """Serves token, health, metrics and JWKS requests for one TokenIssuer."""
 
@@ -207,7 +215,7 @@ class HttpServer:
             self.metrics.error("overloaded")
             writer.write(_encode(_error(503, "too many connections: try again", close=True),
                                  False, "HTTP/1.1"))
-            writer.close()
+            await self._linger(reader, writer)
             return
         connection = _Connection(writer)
         self._connections.add(connection)
@@ -228,6 +236,7 @@ class HttpServer:
                     answer = refusal or await self._answer(request)
                 keep_alive = (request is not None and not answer.close and not request.has_body
                                and not self.draining and _keep_alive(request))
+                connection.unread_input = answer.close or (request is not None and request.has_body)
                 writer.write(_encode(answer, keep_alive, request.version if request else "HTTP/1.1"))
                 self.metrics.latency.observe(loop.time() - started)
                 connection.idle = True
@@ -239,6 +248,21 @@ class HttpServer:
             pass
         finally:
             self._connections.discard(connection)
+            if connection.unread_input and not connection.timed_out:
+                await self._linger(reader, writer)
+            else:
+                writer.close()
+
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Close after a last answer without a reset: a request still arriving would make the
+        kernel send RST, and the client could lose the answer."""
+        try:
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(MAX_HEAD_BYTES), LINGER_SECONDS)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
             writer.close()
 
     async def _read_head(self, reader: asyncio.StreamReader,
@@ -254,6 +278,7 @@ class HttpServer:
             return None
         except asyncio.LimitOverrunError:
             self.metrics.error("header_too_large")
+            connection.unread_input = True
             connection.writer.write(_encode(_error(
                 431, "the request head is larger than %d bytes" % MAX_HEAD_BYTES, close=True),
                 False, "HTTP/1.1"))
@@ -288,18 +313,18 @@ class HttpServer:
         if path == "/.well-known/jwks.json":
             return _json_answer(self.issuer.jwks())
         segments = path[1:].split("/")
-        try:
-            users = [decode_user_name(segment) for segment in segments]
-        except UserNameError as error:
-            self.metrics.error("bad_user")
-            return _error(400, "bad user name: %s" % error)
-        if len(users) != 1:
+        if len(segments) > 1 and not any(map(_escapes, segments)):
             self.metrics.error("not_found")
             return _error(404, "not found: ask for /<user>, /healthz, /metrics or "
                                "/.well-known/jwks.json")
+        try:
+            user = decode_user_name(path[1:])
+        except UserNameError as error:
+            self.metrics.error("bad_user")
+            return _error(400, "bad user name: %s" % error)
         wants_json = ("application/json" in request.headers.get("accept", "")
                       or "json" in parse_qs(query).get("format", ()))
-        return await self._issue(users[0], wants_json)
+        return await self._issue(user, wants_json)
 
     async def _issue(self, user: str, wants_json: bool) -> Answer:
         loop = asyncio.get_running_loop()
