@@ -1,0 +1,386 @@
+"""The authserver_sidecar role, run by ansible-playbook through playbooks/render_sidecar.yml."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import yaml
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO_ROOT / "playbooks" / "render_sidecar.yml"
+TUTORIAL_VARS = REPO_ROOT / "roles" / "authserver_sidecar" / "files" / "tutorial_service.yml"
+KUBERNETES_VERSION = "1.32.0"  # the API version the sandbox serves; the schemas ship with kubernetes-validate
+
+
+def _vars_file(workdir: Path, key_file: Path, variables: Dict[str, Any]) -> Path:
+    """The tutorial's variables updated by `variables` (None removes one), writing into workdir / "out"."""
+    merged = yaml.safe_load(TUTORIAL_VARS.read_text())
+    merged.update({"authserver_sidecar_private_key_file": str(key_file),
+                   "authserver_sidecar_output_dir": str(workdir / "out")})
+    merged.update(variables)
+    path = workdir / "vars.json"
+    path.write_text(json.dumps({name: value for name, value in merged.items() if value is not None}))
+    return path
+
+
+@pytest.fixture(name="render")
+def render_fixture(run_playbook, tmp_path, key_dir):
+    """render(variables, *args): one run of playbooks/render_sidecar.yml writing into tmp_path / "out"."""
+    return lambda variables, *args: run_playbook(
+        PLAYBOOK, "-e", "@%s" % _vars_file(tmp_path, key_dir / "private.pem", variables), *args)
+
+
+def _recap(done: subprocess.CompletedProcess) -> Dict[str, int]:
+    match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", done.stdout)
+    assert match, done.stdout + done.stderr
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+
+
+def _documents(path: Path) -> List[Dict[str, Any]]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def _by_kind(documents: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    return {document["kind"]: document for document in documents}
+
+
+def _pod_spec(workload: Dict[str, Any]) -> Dict[str, Any]:
+    return workload["spec"]["template"]["spec"] if workload["kind"] == "Deployment" else workload["spec"]
+
+
+def _containers(spec: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    return {container["name"]: container for container in spec.get("initContainers", []) + spec["containers"]}
+
+
+def _env(container: Dict[str, Any]) -> Dict[str, str]:
+    return {entry["name"]: entry["value"] for entry in container["env"]}
+
+
+@pytest.fixture(name="tutorial")
+def tutorial_fixture(render, tmp_path) -> List[Dict[str, Any]]:
+    """The objects rendered from the tutorial's variables alone."""
+    done = render({})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return _documents(tmp_path / "out" / "token-client.yml")
+
+
+def test_tutorial_service_validates_against_kubernetes_schemas(tutorial):
+    assert [document["kind"] for document in tutorial] == ["Secret", "Pod"]
+    for document in tutorial:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("kind, native", [("Deployment", False), ("Deployment", True), ("Pod", True)])
+def test_each_shape_validates_against_kubernetes_schemas(render, tmp_path, kind, native):
+    done = render({"authserver_sidecar_kind": kind, "authserver_sidecar_native_sidecar": native,
+                   "authserver_sidecar_replicas": 2})
+    assert done.returncode == 0, done.stdout + done.stderr
+    documents = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))
+    for document in documents.values():
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    spec = _pod_spec(documents[kind])
+    if native:
+        assert [c["name"] for c in spec["initContainers"]] == ["authserver"]
+        assert spec["initContainers"][0]["restartPolicy"] == "Always"
+        assert [c["name"] for c in spec["containers"]] == ["client"]
+    else:
+        assert "initContainers" not in spec
+        assert [c["name"] for c in spec["containers"]] == ["authserver", "client"]
+    if kind == "Deployment":
+        workload = documents["Deployment"]
+        assert workload["spec"]["replicas"] == 2
+        assert workload["spec"]["selector"]["matchLabels"].items() <= workload["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_secret_holds_the_key_file_base64(tutorial, rsa_key_pem):
+    secret = _by_kind(tutorial)["Secret"]
+    assert secret["type"] == "Opaque"
+    assert base64.b64decode(secret["data"]["private.pem"]) == rsa_key_pem
+    assert secret["metadata"]["name"] == "token-client-authserver-key"
+
+
+def test_key_content_and_passphrase_go_into_the_secret(render, tmp_path):
+    done = render({"authserver_sidecar_private_key_file": "", "authserver_sidecar_private_key_content": "KEY TEXT",
+                   "authserver_sidecar_private_key_passphrase": "s3cret words"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    documents = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))
+    data = documents["Secret"]["data"]
+    assert base64.b64decode(data["private.pem"]) == b"KEY TEXT"
+    assert base64.b64decode(data["passphrase"]) == b"s3cret words"
+    env = _env(_containers(documents["Pod"]["spec"])["authserver"])
+    assert env["OKERA_AUTHSERVER_PRIVATE_KEY_PASSPHRASE_FILE"] == "/etc/okera-authserver/passphrase"
+
+
+def test_containers_share_the_token_volume_and_only_the_daemon_sees_the_key(tutorial):
+    spec = _by_kind(tutorial)["Pod"]["spec"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    assert volumes["tokens"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Mi"}
+    assert volumes["authserver-key"]["secret"] == {"secretName": "token-client-authserver-key", "defaultMode": 0o400}
+    containers = _containers(spec)
+    daemon_mounts = {mount["name"]: mount for mount in containers["authserver"]["volumeMounts"]}
+    service_mounts = {mount["name"]: mount for mount in containers["client"]["volumeMounts"]}
+    assert daemon_mounts["tokens"]["mountPath"] == service_mounts["tokens"]["mountPath"] == "/tmp/tokens"
+    assert not daemon_mounts["tokens"].get("readOnly")
+    assert service_mounts["tokens"]["readOnly"] is True
+    assert daemon_mounts["authserver-key"] == {"name": "authserver-key", "mountPath": "/etc/okera-authserver",
+                                               "readOnly": True}
+    assert "authserver-key" not in service_mounts
+
+
+def test_daemon_env_follows_the_contract(tutorial):
+    spec = _by_kind(tutorial)["Pod"]["spec"]
+    env = _env(_containers(spec)["authserver"])
+    assert env == {
+        "OKERA_AUTHSERVER_PORT": "5001",
+        "OKERA_AUTHSERVER_BIND": "127.0.0.1",
+        "OKERA_AUTHSERVER_DIRECTORY": "/tmp/tokens",
+        "OKERA_AUTHSERVER_PRIVATE_KEY": "/etc/okera-authserver/private.pem",
+        "OKERA_AUTHSERVER_ALGORITHM": "rsa512",
+        "OKERA_AUTHSERVER_GROUP": str(spec["securityContext"]["fsGroup"]),
+        "OKERA_AUTHSERVER_TTL": "24h",
+        "OKERA_AUTHSERVER_DELETE_AFTER": "10s",
+        "OKERA_AUTHSERVER_DISABLE_DELETE": "false",
+        "OKERA_AUTHSERVER_FILE_MODE": "0640",
+        "OKERA_AUTHSERVER_LOG_FORMAT": "json",
+        "OKERA_AUTHSERVER_WORKERS": "1",
+    }
+
+
+def test_optional_daemon_settings_reach_its_env(render, tmp_path):
+    done = render({"authserver_sidecar_issuer": "okera-prod", "authserver_sidecar_audience": ["okera", "presto"],
+                   "authserver_sidecar_claims": {"groups": ["analysts"], "tier": 2},
+                   "authserver_sidecar_token_dir": "/tmp/tokens/users", "authserver_sidecar_port": 6001,
+                   "authserver_sidecar_extra_args": ["--disable-delete"],
+                   "authserver_sidecar_extra_env": [{"name": "TZ", "value": "UTC"}]})
+    assert done.returncode == 0, done.stdout + done.stderr
+    containers = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])
+    env = _env(containers["authserver"])
+    assert env["OKERA_AUTHSERVER_ISSUER"] == "okera-prod"
+    assert env["OKERA_AUTHSERVER_AUDIENCE"] == "okera,presto"
+    assert json.loads(env["OKERA_AUTHSERVER_CLAIMS"]) == {"groups": ["analysts"], "tier": 2}
+    assert env["OKERA_AUTHSERVER_DIRECTORY"] == "/tmp/tokens/users"
+    assert env["OKERA_AUTHSERVER_PORT"] == "6001"
+    assert env["TZ"] == "UTC"
+    assert containers["authserver"]["args"] == ["--disable-delete"]
+    assert _env(containers["client"])["OKERA_AUTHSERVER_TOKEN_DIR"] == "/tmp/tokens/users"
+    assert _env(containers["client"])["OKERA_AUTHSERVER_URL"] == "http://127.0.0.1:6001"
+
+
+def test_service_env_points_at_the_daemon_before_its_own_env(render, tmp_path):
+    done = render({"authserver_sidecar_service_container": {
+        "name": "app", "image": "example/app:1", "env": [{"name": "MODE", "value": "batch"}],
+        "securityContext": {"runAsUser": 4242}}})
+    assert done.returncode == 0, done.stdout + done.stderr
+    service = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])["app"]
+    assert [entry["name"] for entry in service["env"]] == [
+        "OKERA_AUTHSERVER_HOST", "OKERA_AUTHSERVER_PORT", "OKERA_AUTHSERVER_URL", "OKERA_AUTHSERVER_TOKEN_DIR", "MODE"]
+    assert _env(service)["OKERA_AUTHSERVER_HOST"] == "127.0.0.1"
+    assert service["securityContext"]["runAsUser"] == 4242  # the service's own setting wins
+    assert service["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_probes_run_on_loopback_healthz(tutorial):
+    daemon = _containers(_by_kind(tutorial)["Pod"]["spec"])["authserver"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        command = daemon[probe]["exec"]["command"]
+        assert command[:2] == ["python", "-c"]
+        assert '"/healthz"' in command[2] and '"127.0.0.1",5001' in command[2]
+        assert daemon[probe]["timeoutSeconds"] < daemon[probe]["periodSeconds"]
+
+
+class _Health:
+    """A /healthz on 127.0.0.1 that answers with a chosen status, to run the rendered probe against."""
+
+    def __init__(self, status: int) -> None:
+        import http.server
+        import threading
+
+        status_code = status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                self.send_response(status_code if self.path == "/healthz" else 404)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status, healthy", [(200, True), (503, False), (None, False)])
+def test_rendered_probe_passes_only_on_a_healthy_answer(render, tmp_path, status, healthy):
+    health = _Health(status or 200)
+    port = health.port
+    if status is None:  # nothing listens on the port any more
+        health.close()
+        health = None
+    try:
+        done = render({"authserver_sidecar_port": port})
+        assert done.returncode == 0, done.stdout + done.stderr
+        daemon = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])["authserver"]
+        command = daemon["readinessProbe"]["exec"]["command"]
+        probe = subprocess.run([sys.executable, *command[1:]], capture_output=True, timeout=10)
+        assert (probe.returncode == 0) is healthy
+    finally:
+        if health:
+            health.close()
+
+
+def test_security_contexts_are_restricted(tutorial):
+    spec = _by_kind(tutorial)["Pod"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    fs_group = spec["securityContext"]["fsGroup"]
+    for container in _containers(spec).values():
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    daemon = _containers(spec)["authserver"]
+    assert daemon["securityContext"]["runAsGroup"] == fs_group
+    assert set(daemon["resources"]) == {"requests", "limits"}
+
+
+def test_labels_and_names_can_be_set(render, tmp_path):
+    done = render({"authserver_sidecar_kind": "Deployment", "authserver_sidecar_workload_name": "reporting",
+                   "authserver_sidecar_namespace": "analytics", "authserver_sidecar_secret_name": "reporting.jwt-key",
+                   "authserver_sidecar_container_name": "tokens-daemon", "authserver_sidecar_labels": {"team": "bi"},
+                   "authserver_sidecar_pod_annotations": {"example.com/owner": "bi"}})
+    assert done.returncode == 0, done.stdout + done.stderr
+    documents = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))
+    deployment, secret = documents["Deployment"], documents["Secret"]
+    assert deployment["metadata"]["name"] == "reporting"
+    assert {deployment["metadata"]["namespace"], secret["metadata"]["namespace"]} == {"analytics"}
+    assert deployment["metadata"]["labels"]["team"] == secret["metadata"]["labels"]["team"] == "bi"
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["labels"]["team"] == "bi"
+    assert template["metadata"]["annotations"] == {"example.com/owner": "bi"}
+    assert template["spec"]["volumes"][1]["secret"]["secretName"] == "reporting.jwt-key"
+    assert "tokens-daemon" in _containers(template["spec"])
+
+
+def test_secret_can_be_left_out_of_the_file(render, tmp_path, rsa_key_pem):
+    done = render({"authserver_sidecar_render_secret": False})
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (tmp_path / "out" / "token-client.yml").read_text()
+    assert [document["kind"] for document in _documents(tmp_path / "out" / "token-client.yml")] == ["Pod"]
+    assert base64.b64encode(rsa_key_pem).decode()[:40] not in text
+
+
+@pytest.mark.slow
+def test_same_variables_render_identically_twice(render, tmp_path):
+    first = render({})
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert _recap(first)["changed"] >= 2
+    written = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
+    assert set(written) == {"token-client.yml", "Containerfile.okera-authserver"}
+    assert oct((tmp_path / "out" / "token-client.yml").stat().st_mode & 0o777) == "0o600"
+    second = render({})
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _recap(second)["changed"] == 0
+    assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == written
+    third = render({"authserver_sidecar_ttl": "12h"})
+    assert _recap(third)["changed"] == 1  # only the manifest file
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"authserver_sidecar_private_key_file": ""},
+     "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
+    ({"authserver_sidecar_private_key_content": "KEY"},
+     "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
+    ({"authserver_sidecar_private_key_file": "/nonexistent/key.pem"},
+     "authserver_sidecar_private_key_file /nonexistent/key.pem is not a file on the controller"),
+    ({"authserver_sidecar_port": 70000}, "authserver_sidecar_port is 70000; give a TCP port from 1 to 65535."),
+    ({"authserver_sidecar_port": 0}, "authserver_sidecar_port is 0; give a TCP port from 1 to 65535."),
+    ({"authserver_sidecar_token_dir": "/var/tokens"},
+     "authserver_sidecar_token_dir /var/tokens is not inside the shared token volume"),
+    ({"authserver_sidecar_token_dir": "/tmp/tokens-other"},
+     "authserver_sidecar_token_dir /tmp/tokens-other is not inside the shared token volume"),
+    ({"authserver_sidecar_token_dir": "/tmp/tokens/../etc"},
+     "authserver_sidecar_token_dir /tmp/tokens/../etc is not inside the shared token volume"),
+    ({"authserver_sidecar_service_name": "Token_Client"},
+     "authserver_sidecar_service_name is 'Token_Client'; it must be a DNS-1123 label"),
+    ({"authserver_sidecar_namespace": "a" * 64}, "authserver_sidecar_namespace is '" + "a" * 64),
+    ({"authserver_sidecar_secret_name": "bad..name"}, "it must be a DNS-1123 subdomain"),
+    ({"authserver_sidecar_bind": "0.0.0.0"}, "the auth server accepts only loopback addresses"),
+    ({"authserver_sidecar_key_mount_path": "/tmp/tokens/key"}, "must be an absolute path outside the token volume"),
+    ({"authserver_sidecar_service_container": {"name": "client"}}, "authserver_sidecar_service_container has no image"),
+    ({"authserver_sidecar_service_container": {"name": "authserver", "image": "x"}}, "need distinct names"),
+    ({"authserver_sidecar_fs_group": 0}, "authserver_sidecar_fs_group is 0; give a numeric id above 0"),
+    ({"authserver_sidecar_kind": "StatefulSet"}, "authserver_sidecar_kind"),
+])
+def test_bad_variables_fail_with_a_clear_message_before_rendering(render, tmp_path, variables, message):
+    done = render(variables)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert message in output, output
+    assert "Traceback" not in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_key_never_reaches_the_output(render, rsa_key_pem):
+    done = render({"authserver_sidecar_private_key_passphrase": "pass-phrase-words"}, "-vvv", "--diff")
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    key_lines = [line for line in rsa_key_pem.decode().splitlines() if "PRIVATE KEY" not in line]
+    encoded = base64.b64encode(rsa_key_pem).decode()
+    assert not [line for line in key_lines if line in output]
+    assert not [encoded[start:start + 40] for start in range(0, len(encoded) - 40, 40) if encoded[start:start + 40] in output]
+    assert "pass-phrase-words" not in output and base64.b64encode(b"pass-phrase-words").decode() not in output
+
+
+def test_check_mode_writes_nothing(render, tmp_path):
+    done = render({}, "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _recap(done)["changed"] >= 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_containerfile_installs_the_wheel_and_runs_the_daemon(render, tmp_path):
+    done = render({"authserver_sidecar_base_image": "python:3.13-slim"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (tmp_path / "out" / "Containerfile.okera-authserver").read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "FROM python:3.13-slim AS wheels"
+    assert "RUN pip wheel --no-cache-dir --wheel-dir /wheels ." in lines
+    assert "FROM python:3.13-slim" in lines
+    assert any("pip install --no-cache-dir --no-index --find-links /wheels okera-auth" in line for line in lines)
+    assert "USER 65532:2000" in lines
+    assert lines[-1] == 'ENTRYPOINT ["okera-authserver"]'
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
+        for path in source.split():
+            assert (REPO_ROOT / path).exists(), "the Containerfile copies %s, missing from the repository" % path
+
+
+@pytest.mark.slow
+def test_pip_wheel_of_the_repository_root_provides_the_entrypoint(tmp_path):
+    """What the Containerfile's build stage runs, minus the dependencies (pip fetches the build backend)."""
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                           "--wheel-dir", str(tmp_path), str(REPO_ROOT)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("okera_auth-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        entry_points = next(name for name in archive.namelist() if name.endswith("entry_points.txt"))
+        assert "okera-authserver = okera_auth.authserver:main" in archive.read(entry_points).decode()
+        assert "okera_auth/tokens.py" in archive.namelist()
