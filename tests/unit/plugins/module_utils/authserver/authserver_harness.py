@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from okera_auth.keys import load_public_keys
 from okera_auth.tokens import verify
@@ -56,20 +56,38 @@ def verify_with_openssl(token: str, private_key: Path, digest: str = "-sha512") 
     return result.returncode == 0 and "Verified OK" in result.stdout
 
 
+# The interpreter lives where other users cannot read it (/root/.pyenv): load the server
+# and everything it imports first, then drop to the user, then run.
+_RUN_AS = ("import os, sys; import okera_auth.authserver as server; "
+           "os.setgroups([int(x) for x in sys.argv[3].split(',') if x]); "
+           "os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1])); "
+           "sys.exit(server.main(sys.argv[4:]))")
+
+
 class Daemon:
     """One okera-authserver subprocess; its output goes to files (never a pipe it could fill)."""
 
     def __init__(self, package_path: Path, workdir: Path, key: Path, args: List[str],
-                 env: Optional[Dict[str, str]] = None, tcp: bool = True) -> None:
+                 env: Optional[Dict[str, str]] = None, tcp: bool = True,
+                 run_as: Optional[Tuple[int, int, List[int]]] = None) -> None:
+        """``run_as`` (uid, gid, supplementary gids) starts the server as that user."""
         self.workdir = workdir
         self.directory = workdir / "tokens"
         self.log_path = workdir / "daemon.log"
         self.err_path = workdir / "daemon.err"
-        command = [sys.executable, "-m", "okera_auth.authserver", "-k", str(key),
+        if run_as:
+            uid, gid, groups = run_as
+            launcher = [sys.executable, "-c", _RUN_AS, str(uid), str(gid),
+                        ",".join(map(str, groups))]
+        else:
+            launcher = [sys.executable, "-m", "okera_auth.authserver"]
+        command = launcher + ["-k", str(key),
                    "-d", str(self.directory), "-g", str(os.getgid())]
         if tcp:
             command += ["-p", "0"]
         command += args
+        # Several servers may share a work directory one after the other: read only our lines.
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         environment = dict(os.environ, PYTHONPATH=str(package_path))
         environment.update(env or {})
         with open(self.log_path, "ab") as out, open(self.err_path, "ab") as err:
@@ -93,7 +111,9 @@ class Daemon:
         raise AssertionError("%r not seen in the daemon log: %s" % (pattern.pattern, self.log()))
 
     def log(self) -> str:
-        return self.log_path.read_text()
+        with open(self.log_path, "rb") as handle:
+            handle.seek(self.log_start)
+            return handle.read().decode()
 
     def connection(self, timeout: float = 10.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -39,12 +39,14 @@ def second_pem_key(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def start_daemon(package_path, pem_key, tmp_path):
-    """start_daemon(*args, key=..., env=..., tcp=True) -> a running Daemon, killed at teardown."""
+    """start_daemon(*args, key=, env=, tcp=, workdir=, run_as=) -> a running Daemon, killed at
+    teardown."""
     started: List[Daemon] = []
 
     def start(*args: str, key: Path = pem_key, env: Optional[Dict[str, str]] = None,
-              tcp: bool = True, workdir: Optional[Path] = None) -> Daemon:
-        daemon = Daemon(package_path, workdir or tmp_path, key, list(args), env, tcp)
+              tcp: bool = True, workdir: Optional[Path] = None,
+              run_as: Optional[Tuple[int, int, List[int]]] = None) -> Daemon:
+        daemon = Daemon(package_path, workdir or tmp_path, key, list(args), env, tcp, run_as)
         started.append(daemon)
         return daemon
 
