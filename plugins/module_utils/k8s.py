@@ -13,6 +13,7 @@ import re
 import socket
 import ssl
 from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
+from urllib.parse import quote, urlencode
 
 from .errors import OkeraAuthError
 
@@ -74,9 +75,9 @@ AUTH_ARG_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 _TRUE_WORDS = {"1", "true", "yes", "on", "y"}
+T = TypeVar("T")
 _SECRET_PATTERN = re.compile(r"(Bearer|Basic)\s+\S+", re.IGNORECASE)
 
-T = TypeVar("T")
 
 
 class ClusterError(OkeraAuthError):
@@ -171,8 +172,6 @@ def build_configuration(params: Mapping[str, Any], environ: Optional[Mapping[str
             setattr(configuration, attribute, path)
     if auth["proxy"]:
         configuration.proxy = auth["proxy"]
-    # One retry for a dropped connection; an unreachable server should fail fast, not after minutes.
-    configuration.retries = 1
     return configuration
 
 
@@ -263,8 +262,52 @@ def explain(exc: BaseException, server: str, what: str) -> ClusterError:
     return ClusterError("%s: %s: %s" % (what, type(cause).__name__, text))
 
 
+def request(api_client: Any, what: str, method: str, path: str, body: Any = None,
+            content_type: str = "application/json", query: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """One REST call on the API server: the answer as the JSON dict the server sent.
+
+    It goes through the client's connection pool (TLS, proxy and credentials as configured) but
+    not through its typed API classes, whose import builds hundreds of models (over a second per
+    module run). Failures become ClusterError, with the status for API answers.
+    """
+    configuration = api_client.configuration
+    headers = {"Accept": "application/json", "User-Agent": "okera.auth"}
+    headers.update(api_client.default_headers)
+    for setting in configuration.auth_settings().values():
+        if setting.get("in") == "header" and setting.get("value"):
+            headers[setting["key"]] = setting["value"]
+    data = None
+    if body is not None:
+        headers["Content-Type"] = content_type
+        data = json.dumps(body).encode("utf-8")
+    pairs = [(key, value) for key, value in sorted((query or {}).items()) if value]
+    url = configuration.host.rstrip("/") + path + ("?" + urlencode(pairs) if pairs else "")
+    try:
+        response = api_client.rest_client.pool_manager.request(
+            method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=REQUEST_TIMEOUT),
+            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False))
+    except Exception as exc:  # every transport failure is translated, never shown as a traceback
+        raise explain(exc, server_of(api_client), what) from None
+    text = response.data.decode("utf-8", "replace")
+    if not 200 <= response.status < 300:
+        failure = ApiException(status=response.status, reason=response.reason)
+        failure.body = text
+        raise explain(failure, server_of(api_client), what)
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        raise ClusterError("%s: the API server at %s did not answer JSON" % (what, server_of(api_client))) from None
+
+
+def api_path(namespace: str, plural: str, name: Optional[str] = None, group: str = "") -> str:
+    """/api/v1/namespaces/NS/PLURAL[/NAME], or /apis/GROUP/... for a named API group."""
+    prefix = "/apis/%s" % group if group else "/api/v1"
+    path = "%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural)
+    return path + ("/" + quote(name, safe="") if name else "")
+
+
 def call(api_client: Any, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one client call with the request timeout; failures become ClusterError."""
+    """Run one typed client call with the request timeout; failures become ClusterError."""
     kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     try:
         return function(*args, **kwargs)
@@ -275,5 +318,5 @@ def call(api_client: Any, what: str, function: Callable[..., T], *args: Any, **k
 
 
 def to_dict(api_client: Any, obj: Any) -> Dict[str, Any]:
-    """A response model as the plain JSON-shaped dict the API server sent (camelCase keys)."""
+    """A typed response model as the plain JSON-shaped dict the API server sent (camelCase keys)."""
     return api_client.sanitize_for_serialization(obj) if obj is not None else {}

@@ -13,18 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .k8s import ClusterError, call, to_dict
-
-try:
-    from kubernetes import client as k8s_client
-except ImportError:  # build_api_client reports the missing library first
-    k8s_client = None
+from .k8s import ClusterError, api_path, request
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-# AppsV1Api method suffix of each kind.
-_METHOD_SUFFIX = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}
+APPS_GROUP = "apps/v1"
+# Resource name (plural) of each kind in the apps/v1 API.
+_PLURAL = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 
 
 @dataclass(frozen=True)
@@ -47,14 +43,12 @@ def find_workloads(api_client: Any, namespace: str, kinds: Sequence[str] = WORKL
     A name that matches no workload of any of the kinds is an error, so a typo cannot pass as
     "nothing to restart".
     """
-    apps = k8s_client.AppsV1Api(api_client)
     found: List[Workload] = []
     for kind in kinds:
-        if kind not in _METHOD_SUFFIX:
+        if kind not in _PLURAL:
             raise ClusterError("unknown workload kind %r: use %s" % (kind, ", ".join(WORKLOAD_KINDS)))
-        lister = getattr(apps, "list_namespaced_" + _METHOD_SUFFIX[kind])
-        listing = to_dict(api_client, call(api_client, "list %ss in namespace %s" % (kind, namespace), lister,
-                                           namespace, label_selector=label_selector or None))
+        listing = request(api_client, "list %ss in namespace %s" % (kind, namespace), "GET",
+                          api_path(namespace, _PLURAL[kind], group=APPS_GROUP), query={"labelSelector": label_selector})
         for item in listing.get("items") or []:
             name = item["metadata"]["name"]
             if not names or name in names:
@@ -76,14 +70,11 @@ def restart_patch(when: datetime.datetime) -> Dict[str, Any]:
 def restart_workloads(api_client: Any, workloads: Iterable[Workload], check_mode: bool = False,
                       when: Optional[datetime.datetime] = None) -> List[Workload]:
     """Patch the restart annotation of each workload (nothing in check mode); returns them."""
-    apps = k8s_client.AppsV1Api(api_client)
     patch = restart_patch(when or datetime.datetime.now(datetime.timezone.utc))
     restarted = []
     for workload in workloads:
         if not check_mode:
-            patcher = getattr(apps, "patch_namespaced_" + _METHOD_SUFFIX[workload.kind])
-            call(api_client, "restart %s" % workload, patcher, workload.name, workload.namespace, patch,
-                 _content_type=STRATEGIC_MERGE_PATCH)
+            request(api_client, "restart %s" % workload, "PATCH", _workload_path(workload), patch, STRATEGIC_MERGE_PATCH)
         restarted.append(workload)
     return restarted
 
@@ -122,10 +113,12 @@ def rollout_state(kind: str, obj: Dict[str, Any]) -> Tuple[bool, str]:
     return done, summary
 
 
+def _workload_path(workload: Workload) -> str:
+    return api_path(workload.namespace, _PLURAL[workload.kind], workload.name, group=APPS_GROUP)
+
+
 def _read_workload(api_client: Any, workload: Workload) -> Dict[str, Any]:
-    apps = k8s_client.AppsV1Api(api_client)
-    reader = getattr(apps, "read_namespaced_" + _METHOD_SUFFIX[workload.kind])
-    return to_dict(api_client, call(api_client, "read %s" % workload, reader, workload.name, workload.namespace))
+    return request(api_client, "read %s" % workload, "GET", _workload_path(workload))
 
 
 def _poll(check: Callable[[], Tuple[bool, str]], what: str, timeout: float, sleep: float,
@@ -164,9 +157,8 @@ def pod_is_ready(pod: Dict[str, Any]) -> bool:
 
 
 def list_pods(api_client: Any, namespace: str, label_selector: Optional[str] = None) -> List[Dict[str, Any]]:
-    core = k8s_client.CoreV1Api(api_client)
-    listing = to_dict(api_client, call(api_client, "list pods in namespace %s" % namespace,
-                                       core.list_namespaced_pod, namespace, label_selector=label_selector or None))
+    listing = request(api_client, "list pods in namespace %s" % namespace, "GET", api_path(namespace, "pods"),
+                      query={"labelSelector": label_selector})
     return listing.get("items") or []
 
 
@@ -183,13 +175,12 @@ def find_pods(api_client: Any, namespace: str, names: Optional[Sequence[str]] = 
 
 def delete_pods(api_client: Any, pods: Sequence[Dict[str, Any]], check_mode: bool = False) -> List[str]:
     """Delete the pods (nothing in check mode); returns their names. A pod already gone is fine."""
-    core = k8s_client.CoreV1Api(api_client)
     names = []
     for pod in pods:
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
         if not check_mode:
             try:
-                call(api_client, "delete pod %s/%s" % (namespace, name), core.delete_namespaced_pod, name, namespace)
+                request(api_client, "delete pod %s/%s" % (namespace, name), "DELETE", api_path(namespace, "pods", name))
             except ClusterError as error:
                 if error.status != 404:
                     raise

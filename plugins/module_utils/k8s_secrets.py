@@ -15,12 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from .k8s import REQUEST_TIMEOUT, ClusterError, call, explain, server_of, to_dict
-
-try:
-    from kubernetes import client as k8s_client
-except ImportError:  # build_api_client reports the missing library first
-    k8s_client = None
+from .k8s import ClusterError, api_path, request
 
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_CONFLICT_RETRIES = 5
@@ -76,15 +71,12 @@ def _decode_data(namespace: str, name: str, data: Optional[Mapping[str, str]]) -
 
 def read_secret(api_client: Any, namespace: str, name: str) -> SecretData:
     """The Secret's decoded data; a missing Secret is returned with exists=False."""
-    api = k8s_client.CoreV1Api(api_client)
-    what = "get " + _describe(namespace, name)
     try:
-        secret = to_dict(api_client, api.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT))
-    except Exception as exc:  # translated below; 404 is an answer, not a failure
-        error = explain(exc, server_of(api_client), what)
-        if error.status == 404:
+        secret = request(api_client, "get " + _describe(namespace, name), "GET", api_path(namespace, "secrets", name))
+    except ClusterError as error:
+        if error.status == 404:  # an answer, not a failure
             return SecretData(namespace, name, exists=False)
-        raise error from None
+        raise
     metadata = secret.get("metadata") or {}
     return SecretData(namespace, name, True, metadata.get("resourceVersion"), secret.get("type"),
                       _decode_data(namespace, name, secret.get("data")))
@@ -139,7 +131,6 @@ def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[
     server answer 409; the Secret is then read again and the patch recomputed, at most
     `conflict_retries` more times.
     """
-    api = k8s_client.CoreV1Api(api_client)
     keys = sorted(values)
     conflicts = 0
     while True:
@@ -163,20 +154,20 @@ def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[
                     "metadata": {"name": name, "namespace": namespace},
                     "data": {key: _encode(values[key]) for key in changed_keys}}
             try:
-                created = call(api_client, "create " + _describe(namespace, name),
-                               api.create_namespaced_secret, namespace, body)
+                created = request(api_client, "create " + _describe(namespace, name), "POST",
+                                  api_path(namespace, "secrets"), body)
             except ClusterError as error:
                 if error.status == 409 and conflicts < conflict_retries:  # created meanwhile by someone else
                     conflicts += 1
                     continue
                 raise
-            version = (to_dict(api_client, created).get("metadata") or {}).get("resourceVersion")
+            version = (created.get("metadata") or {}).get("resourceVersion")
             return SetResult(True, True, changed_keys, before, after, version, conflicts)
         patch = {"metadata": {"resourceVersion": current.resource_version},
                  "data": {key: _encode(values[key]) for key in changed_keys}}
         try:
-            patched = call(api_client, "patch " + _describe(namespace, name), api.patch_namespaced_secret,
-                           name, namespace, patch, _content_type=MERGE_PATCH)
+            patched = request(api_client, "patch " + _describe(namespace, name), "PATCH",
+                              api_path(namespace, "secrets", name), patch, MERGE_PATCH)
         except ClusterError as error:
             if error.status == 409 and conflicts < conflict_retries:
                 conflicts += 1
@@ -185,5 +176,5 @@ def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[
                 raise ClusterError("patch %s: it kept changing under us (%d conflicts); run again when "
                                    "other writers are done" % (_describe(namespace, name), conflicts + 1), 409) from None
             raise
-        version = (to_dict(api_client, patched).get("metadata") or {}).get("resourceVersion")
+        version = (patched.get("metadata") or {}).get("resourceVersion")
         return SetResult(True, False, changed_keys, before, after, version, conflicts, backup_file)

@@ -18,7 +18,9 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 
-from okera_auth.k8s import ClusterError, build_api_client, build_configuration, call, explain, resolve_auth_params
+from okera_auth.k8s import (
+    ClusterError, api_path, build_api_client, build_configuration, call, explain, request, resolve_auth_params,
+)
 
 TOKEN = "sekret-token-value-123"
 
@@ -122,7 +124,18 @@ def test_a_bearer_token_in_a_server_message_is_redacted():
 
 
 def _list_namespaces(api_client):
-    return call(api_client, "list namespaces", k8s_client.CoreV1Api(api_client).list_namespace)
+    return request(api_client, "list namespaces", "GET", "/api/v1/namespaces")
+
+
+def test_typed_client_calls_are_translated_too():
+    api_client = build_api_client({"kubeconfig": _kubeconfig("http://127.0.0.1:%d" % _closed_port())}, {})
+    with pytest.raises(ClusterError, match="connection refused"):
+        call(api_client, "list namespaces", k8s_client.CoreV1Api(api_client).list_namespace)
+
+
+def test_api_paths_quote_names():
+    assert api_path("ns", "secrets", "a/b") == "/api/v1/namespaces/ns/secrets/a%2Fb"
+    assert api_path("ns", "deployments", group="apps/v1") == "/apis/apps/v1/namespaces/ns/deployments"
 
 
 def test_connection_refused_is_reported_without_the_token():
