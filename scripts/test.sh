@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Sets up and runs every test of okera.auth on this machine:
+#   pytest (unit + integration) on ansible-core 2.19 / Python 3.11 and 2.21 / Python 3.12+,
+#   ansible-test sanity on both, ansible-lint (production profile), ansible-doc of every
+#   plugin, the changelog lint, and molecule on real systemd nodes.
+# Usage: scripts/test.sh [--quick]   (--quick: pytest on 2.19 only, no sanity, no molecule)
+# Exits non-zero when any step fails; a skipped test counts as a failure.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+quick=false
+[ "${1:-}" = "--quick" ] && quick=true
+
+cache="$root/.cache"
+mkdir -p "$cache"
+passed=0 failed=0 failed_steps=()
+
+step() {  # step NAME COMMAND... : run, time and count one step
+  local name=$1 started=$SECONDS
+  shift
+  echo
+  echo "=== $name"
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== $name: ok ($((SECONDS - started)) s)"
+  else
+    failed=$((failed + 1))
+    failed_steps+=("$name")
+    echo "=== $name: FAILED ($((SECONDS - started)) s)"
+  fi
+}
+
+find_python312() {  # ansible-core 2.21 needs Python 3.12 or newer
+  local candidate
+  for candidate in python3.13 python3.12 "$(pyenv root 2>/dev/null)"/versions/3.1[23]*/bin/python; do
+    if command -v "$candidate" >/dev/null 2>&1 \
+        && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+host_dependencies() {
+  local wanted=(openssl openssh-client curl) missing=() package
+  for package in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || return 1
+  fi
+  $quick || bash tests/nodes/install-host-deps.sh
+}
+
+collection_path() {  # ANSIBLE_COLLECTIONS_PATH in which okera.auth is this checkout
+  mkdir -p "$cache/collections/ansible_collections/okera"
+  ln -sfn "$root" "$cache/collections/ansible_collections/okera/auth"
+}
+
+pytest_run() {  # pytest_run VENV LABEL PATHS... ; fails on any failed, errored or skipped test
+  local venv=$1 label=$2
+  shift 2
+  local report="$cache/junit-$label.xml"
+  ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$venv/bin:$PATH" \
+    "$venv/bin/python" -m pytest -p no:cacheprovider -q -rfEs --junitxml="$report" "$@"
+  local status=$?
+  "$venv/bin/python" - "$report" <<'EOF' || status=1
+import sys
+import xml.etree.ElementTree as ElementTree
+suites = ElementTree.parse(sys.argv[1]).getroot()
+skipped = [case.get("classname") + "::" + case.get("name")
+           for case in suites.iter("testcase") if case.find("skipped") is not None]
+for name in skipped:
+    print("skipped test counts as a failure here:", name)
+sys.exit(1 if skipped else 0)
+EOF
+  return $status
+}
+
+sanity_run() {  # ansible-test needs the collection at .../ansible_collections/okera/auth
+  local venv=$1 python=$2
+  local tree="$cache/sanity-$python/ansible_collections/okera/auth"
+  rm -rf "$cache/sanity-$python" && mkdir -p "$tree"
+  git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tree" 2>/dev/null
+  # ansible-test fetches pip's get-pip.py from a site outside the reachable registries;
+  # the stand-in bootstraps pip from the interpreter and installs from the index.
+  local pip_version
+  pip_version=$(grep -oP "pip='\K[0-9.]+" "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
+  mkdir -p ~/.ansible/test/cache
+  cp tests/sanity/get_pip_offline.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+  (cd "$tree" && "$venv/bin/ansible-test" sanity --requirements --python "$python" --color no)
+}
+
+lint_run() {
+  ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$root/.venv/bin:$PATH" \
+    "$root/.venv/bin/ansible-lint" --profile production --offline playbooks roles
+}
+
+doc_run() {
+  local venv=$1 plugin status=0
+  for plugin in plugins/modules/*.py; do
+    plugin=$(basename "$plugin" .py)
+    ANSIBLE_COLLECTIONS_PATH="$cache/collections" "$venv/bin/ansible-doc" -t module "okera.auth.$plugin" >/dev/null \
+      && echo "ansible-doc module okera.auth.$plugin: ok" || status=1
+  done
+  for plugin in plugins/filter/*.yml; do
+    plugin=$(basename "$plugin" .yml)
+    ANSIBLE_COLLECTIONS_PATH="$cache/collections" "$venv/bin/ansible-doc" -t filter "okera.auth.$plugin" >/dev/null \
+      && echo "ansible-doc filter okera.auth.$plugin: ok" || status=1
+  done
+  return $status
+}
+
+molecule_run() {
+  ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$root/.venv/bin:$PATH" \
+    bash tests/nodes/molecule.sh
+}
+
+step "host packages" host_dependencies
+step "virtualenv ansible-core 2.19 / Python 3.11" \
+  bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt requirements-test.txt
+collection_path
+step "pytest, ansible-core 2.19" pytest_run .venv core2.19 tests/unit tests/integration
+step "ansible-doc, every plugin" doc_run .venv
+step "ansible-lint, production profile" lint_run
+step "changelog lint" .venv/bin/antsibull-changelog lint
+if ! $quick; then
+  python312=$(find_python312) || python312=""
+  if [ -n "$python312" ]; then
+    step "virtualenv ansible-core 2.21 / $("$python312" -V)" \
+      bash scripts/setup-venv.sh .venv-2.21 "$python312" 'ansible-core>=2.21,<2.22' requirements.txt requirements-test.txt
+    step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 tests/unit tests/integration
+    step "ansible-test sanity, ansible-core 2.21" sanity_run .venv-2.21 "$("$python312" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  else
+    step "find Python 3.12+ for ansible-core 2.21" false
+  fi
+  step "ansible-test sanity, ansible-core 2.19" sanity_run .venv 3.11
+  step "molecule: authserver role on systemd nodes" molecule_run
+fi
+
+echo
+for name in "${failed_steps[@]}"; do echo "failed step: $name"; done
+echo "steps: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
