@@ -1,0 +1,326 @@
+# Copyright: okera.auth contributors
+# Apache License 2.0 (see LICENSE)
+"""The resource types the sandbox serves, their discovery documents, defaults and validation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from .errors import bad_request, invalid
+from .selectors import selector_matcher
+
+SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-okera-sandbox",
+                  "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+                  "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc",
+                  "platform": "linux/amd64"}
+
+READ_VERBS = ["get", "list", "watch"]
+WRITE_VERBS = ["create", "delete", "deletecollection", "patch", "update"]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: Tuple[str, ...] = ()
+    categories: Tuple[str, ...] = ()
+    has_status: bool = False  # status is written by controllers, not by object writes
+    has_generation: bool = False
+
+    @property
+    def key(self) -> str:
+        return "%s/%s" % (self.group, self.plural)
+
+    @property
+    def api_version(self) -> str:
+        return "%s/%s" % (self.group, self.version) if self.group else self.version
+
+    def discovery(self) -> dict:
+        entry = {"name": self.plural, "singularName": self.singular, "namespaced": self.namespaced,
+                 "kind": self.kind, "verbs": READ_VERBS + WRITE_VERBS}
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        if self.categories:
+            entry["categories"] = list(self.categories)
+        return entry
+
+
+RESOURCE_TYPES = (
+    ResourceType("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",), has_status=True),
+    ResourceType("", "v1", "secrets", "secret", "Secret", True),
+    ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
+    # Nothing writes events here, but kubectl describe lists them.
+    ResourceType("", "v1", "events", "event", "Event", True, ("ev",)),
+    ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",), has_status=True),
+    ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
+                 has_status=True, has_generation=True),
+    ResourceType("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",), ("all",),
+                 has_status=True, has_generation=True),
+    ResourceType("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), ("all",),
+                 has_status=True, has_generation=True),
+)
+BY_PATH: Dict[Tuple[str, str, str], ResourceType] = {
+    (rtype.group, rtype.version, rtype.plural): rtype for rtype in RESOURCE_TYPES}
+BY_KIND: Dict[str, ResourceType] = {rtype.kind: rtype for rtype in RESOURCE_TYPES}
+GROUP_VERSIONS = (("", "v1"), ("apps", "v1"))
+NAMESPACES = BY_KIND["Namespace"]
+PODS = BY_KIND["Pod"]
+SECRETS = BY_KIND["Secret"]
+CONFIGMAPS = BY_KIND["ConfigMap"]
+DEPLOYMENTS = BY_KIND["Deployment"]
+STATEFULSETS = BY_KIND["StatefulSet"]
+DAEMONSETS = BY_KIND["DaemonSet"]
+WORKLOADS = (DEPLOYMENTS, STATEFULSETS, DAEMONSETS)
+
+
+def resource_list(group: str, version: str) -> dict:
+    """The APIResourceList of /api/v1 or /apis/<group>/<version>."""
+    resources: List[dict] = []
+    for rtype in RESOURCE_TYPES:
+        if (rtype.group, rtype.version) != (group, version):
+            continue
+        resources.append(rtype.discovery())
+        if rtype.has_status and rtype is not NAMESPACES:
+            resources.append({"name": rtype.plural + "/status", "singularName": "", "namespaced": True,
+                              "kind": rtype.kind, "verbs": ["get"]})
+        if rtype.kind in ("Deployment", "StatefulSet"):
+            resources.append({"name": rtype.plural + "/scale", "singularName": "", "namespaced": True,
+                              "group": "autoscaling", "version": "v1", "kind": "Scale",
+                              "verbs": ["get", "patch", "update"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": "%s/%s" % (group, version) if group else version, "resources": resources}
+
+
+def api_group(group: str) -> dict:
+    versions = [{"groupVersion": "%s/%s" % (group, version), "version": version}
+                for known_group, version in GROUP_VERSIONS if known_group == group]
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions,
+            "preferredVersion": versions[0]}
+
+
+def api_group_list() -> dict:
+    groups = sorted({group for group, _ in GROUP_VERSIONS if group})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group(group) for group in groups]}
+
+
+# ---- validation and defaults -------------------------------------------------------------------
+
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+# Fields of a pod spec that may change after creation (the rest is immutable).
+_MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
+_IMMUTABLE_STATEFULSET_FIELDS = ("selector", "serviceName", "podManagementPolicy",
+                                 "volumeClaimTemplates")
+
+
+def _check_name(rtype: ResourceType, name: str) -> None:
+    # Namespaces are DNS labels; the other kinds here are DNS subdomains.
+    pattern = _LABEL if rtype is NAMESPACES else _SUBDOMAIN
+    if not pattern.fullmatch(name) or len(name) > (63 if rtype is NAMESPACES else 253):
+        raise invalid(rtype.kind, rtype.group, name, [(
+            "metadata.name", "FieldValueInvalid",
+            'Invalid value: "%s": a lowercase RFC 1123 %s must consist of lower case alphanumeric '
+            "characters, '-' or '.', and must start and end with an alphanumeric character"
+            % (name, "label" if rtype is NAMESPACES else "subdomain"))])
+
+
+def _check_string_map(rtype: ResourceType, obj: dict, field: str) -> None:
+    values = obj.get("metadata", {}).get(field)
+    if values is None:
+        return
+    if not isinstance(values, dict) or not all(isinstance(value, str) for value in values.values()):
+        raise bad_request("%s in version \"%s\" cannot be handled as a %s: metadata.%s must map "
+                          "strings to strings" % (rtype.kind, rtype.version, rtype.kind, field))
+
+
+def _required(rtype: ResourceType, name: str, field: str) -> None:
+    raise invalid(rtype.kind, rtype.group, name, [(field, "FieldValueRequired", "Required value")])
+
+
+def _default_pod_spec(rtype: ResourceType, name: str, spec: dict, field: str) -> None:
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        _required(rtype, name, field + ".containers")
+    for number, container in enumerate(containers):
+        for required in ("name", "image"):
+            if not isinstance(container, dict) or not container.get(required):
+                _required(rtype, name, "%s.containers[%d].%s" % (field, number, required))
+        image = container["image"]
+        tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+        container.setdefault("imagePullPolicy", "IfNotPresent" if tagged else "Always")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("resources", {})
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("securityContext", {})
+
+
+def _prepare_secret(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    name = obj["metadata"]["name"]
+    obj.setdefault("type", "Opaque")
+    data = obj.get("data") or {}
+    string_data = obj.pop("stringData", None) or {}
+    if not isinstance(data, dict) or not isinstance(string_data, dict):
+        raise bad_request("Secret in version \"v1\" cannot be handled as a Secret: data and "
+                          "stringData must be objects")
+    for key, value in string_data.items():
+        if not isinstance(value, str):
+            raise bad_request("Secret in version \"v1\" cannot be handled as a Secret: "
+                              "stringData[%s] must be a string" % key)
+        data[key] = base64.b64encode(value.encode("utf-8")).decode("ascii")
+    for key, value in data.items():
+        if not _DATA_KEY.fullmatch(key):
+            raise invalid("Secret", "", name, [("data[%s]" % key, "FieldValueInvalid",
+                                                 "Invalid value: \"%s\": a valid config key must "
+                                                 "consist of alphanumeric characters, '-', '_' or '.'"
+                                                 % key)])
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise bad_request("Secret in version \"v1\" cannot be handled as a Secret: illegal "
+                              "base64 data in data[%s]" % key) from None
+    if data or "data" in obj:
+        obj["data"] = data
+    if old is not None:
+        if obj["type"] != old.get("type", "Opaque"):
+            raise invalid("Secret", "", name, [("type", "FieldValueInvalid",
+                                                 "field is immutable")])
+        if old.get("immutable") and (obj.get("data") != old.get("data")
+                                     or not obj.get("immutable")):
+            raise invalid("Secret", "", name, [("data", "FieldForbidden",
+                                                 "field is immutable when `immutable` is set")])
+
+
+def _prepare_configmap(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    data = obj.get("data") or {}
+    if not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values()):
+        raise bad_request("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: data "
+                          "must map strings to strings")
+
+
+def _prepare_namespace(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    name = obj["metadata"]["name"]
+    obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    obj["status"] = {"phase": "Active"}
+
+
+def _prepare_pod(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    name = obj["metadata"]["name"]
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        _required(rtype, name, "spec")
+    if old is None:
+        _default_pod_spec(rtype, name, spec, "spec")
+        return
+    old_spec, changed = old.get("spec", {}), dict(spec)
+    # Only images (and a few scheduling fields) of a pod may change, as on a real server.
+    changed["containers"] = [dict(container, image=None) for container in spec.get("containers", [])]
+    before = dict(old_spec, containers=[dict(container, image=None)
+                                        for container in old_spec.get("containers", [])])
+    for field in _MUTABLE_POD_FIELDS + ("nodeName",):
+        changed.pop(field, None)
+        before.pop(field, None)
+    if changed != before:
+        raise invalid("Pod", "", name, [("spec", "FieldForbidden",
+                                         "Forbidden: pod updates may not change fields other than "
+                                         "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, "
+                                         "`spec.tolerations` and `spec.terminationGracePeriodSeconds`")])
+
+
+def _prepare_workload(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    name = obj["metadata"]["name"]
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        _required(rtype, name, "spec")
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or not (selector.get("matchLabels")
+                                              or selector.get("matchExpressions")):
+        _required(rtype, name, "spec.selector")
+    template = spec.get("template")
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        _required(rtype, name, "spec.template.spec")
+    labels = template.setdefault("metadata", {}).get("labels") or {}
+    if not selector_matcher(selector)(labels):
+        raise invalid(rtype.kind, rtype.group, name, [(
+            "spec.template.metadata.labels", "FieldValueInvalid",
+            "Invalid value: %r: `selector` does not match template `labels`" % (labels,))])
+    _default_pod_spec(rtype, name, template["spec"], "spec.template.spec")
+    spec.setdefault("revisionHistoryLimit", 10)
+    if rtype.kind != "DaemonSet":
+        spec.setdefault("replicas", 1)
+        if not isinstance(spec["replicas"], int) or spec["replicas"] < 0:
+            raise invalid(rtype.kind, rtype.group, name, [(
+                "spec.replicas", "FieldValueInvalid",
+                "Invalid value: %r: must be greater than or equal to 0" % (spec["replicas"],))])
+    if rtype.kind == "Deployment":
+        spec.setdefault("progressDeadlineSeconds", 600)
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxSurge", "25%")
+            rolling.setdefault("maxUnavailable", "25%")
+    elif rtype.kind == "StatefulSet":
+        spec.setdefault("serviceName", "")
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+    else:
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate",
+                                           "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+    if old is None:
+        return
+    if spec.get("selector") != old.get("spec", {}).get("selector"):
+        raise invalid(rtype.kind, rtype.group, name, [(
+            "spec.selector", "FieldValueInvalid", "Invalid value: field is immutable")])
+    if rtype.kind == "StatefulSet":
+        for field in _IMMUTABLE_STATEFULSET_FIELDS:
+            if spec.get(field) != old.get("spec", {}).get(field):
+                raise invalid(rtype.kind, rtype.group, name, [(
+                    "spec", "FieldForbidden", "Forbidden: updates to statefulset spec for fields "
+                    "other than 'replicas', 'ordinals', 'template', 'updateStrategy', "
+                    "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")])
+
+
+def _prepare_event(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    """Events are stored as given."""
+
+
+_PREPARE = {"Event": _prepare_event, "Secret": _prepare_secret, "ConfigMap": _prepare_configmap,
+            "Namespace": _prepare_namespace, "Pod": _prepare_pod, "Deployment": _prepare_workload,
+            "StatefulSet": _prepare_workload, "DaemonSet": _prepare_workload}
+
+
+# Status fields without omitempty: the API server always writes them, and clients rely on it.
+_REQUIRED_STATUS = {
+    "Pod": {"phase": "Pending"},
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                  "numberReady": 0},
+}
+
+
+def initial_status(rtype: ResourceType) -> dict:
+    """The status of a newly created object, before any controller has looked at it."""
+    return dict(_REQUIRED_STATUS.get(rtype.kind, {}))
+
+
+def prepare(rtype: ResourceType, obj: dict, old: Optional[dict] = None) -> None:
+    """Validate ``obj`` (a new object, or the new state of ``old``) and fill defaults in place."""
+    name = obj["metadata"]["name"]
+    _check_name(rtype, name)
+    _check_string_map(rtype, obj, "labels")
+    _check_string_map(rtype, obj, "annotations")
+    _PREPARE[rtype.kind](rtype, obj, old)
