@@ -12,7 +12,7 @@ description:
   - Mints a JWT such as an Okera system token (O(subject=okera_system_user), O(groups) = the
     catalog admins) or a user token, signed with an RSA, EC or Ed25519 private key.
   - Writes it atomically to O(path) and/or returns it when O(return_content=true).
-  - Idempotent: a token already at O(path) that verifies with this key and algorithm, carries the
+  - Idempotent. A token already at O(path) that verifies with this key and algorithm, carries the
     wanted claims, lives no longer than O(ttl) and has more than O(renew_before) left is kept.
     Times alone (C(iat), C(jti)) never cause a change; O(force=true) always renews.
 author:
