@@ -1,0 +1,100 @@
+"""A sandbox cluster for tests: `okera-auth-sandbox` of this checkout, started in a temp directory.
+
+The tests look at the cluster with the official typed client (not with the collection's own
+code), so that what they check does not depend on what they test.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Runs the sandbox command from the working tree (plugins/module_utils as the package okera_auth),
+# so tests need no `pip install .` and never test a stale installed copy.
+_COMMAND = (
+    "import importlib.util, sys\n"
+    "root = %r\n"
+    "spec = importlib.util.spec_from_file_location('okera_auth', root + '/__init__.py',"
+    " submodule_search_locations=[root])\n"
+    "module = importlib.util.module_from_spec(spec); sys.modules['okera_auth'] = module\n"
+    "spec.loader.exec_module(module)\n"
+    "from okera_auth.sandbox.cli import main\n"
+    "sys.exit(main())\n" % str(REPO_ROOT / "plugins" / "module_utils")
+)
+
+
+def sandbox_command(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-c", _COMMAND, *args], capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError("okera-auth-sandbox %s failed: %s" % (" ".join(args), done.stderr.strip()))
+    return done
+
+
+class Sandbox:
+    """One running sandbox cluster."""
+
+    def __init__(self, state_dir: Path, token_ttl: str = "2d", extra_init: Optional[List[str]] = None) -> None:
+        self.state_dir = state_dir
+        sandbox_command("init", "--state-dir", str(state_dir), "--token-ttl", token_ttl, *(extra_init or []))
+        sandbox_command("start", "--state-dir", str(state_dir), "--port", "0", "--pod-start-delay", "0.2")
+        self._clients: Dict[str, object] = {}
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def signing_key(self) -> Path:
+        return self.state_dir / "signing-key.pem"
+
+    @property
+    def url(self) -> str:
+        return yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+
+    def stop(self) -> None:
+        sandbox_command("stop", "--state-dir", str(self.state_dir))
+
+    def status(self) -> dict:
+        return json.loads(sandbox_command("status", "--state-dir", str(self.state_dir), "--json").stdout)
+
+    def core(self):
+        from kubernetes import client, config
+
+        if "core" not in self._clients:
+            self._clients["core"] = client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig)))
+        return self._clients["core"]
+
+    def apps(self):
+        from kubernetes import client, config
+
+        if "apps" not in self._clients:
+            self._clients["apps"] = client.AppsV1Api(config.new_client_from_config(str(self.kubeconfig)))
+        return self._clients["apps"]
+
+    def secret(self, name: str = "secrets", namespace: str = "default"):
+        return self.core().read_namespaced_secret(name, namespace)
+
+    def secret_value(self, key: str = "SYSTEM_TOKEN_0", name: str = "secrets") -> Optional[str]:
+        data = self.secret(name).data or {}
+        return base64.b64decode(data[key]).decode() if key in data else None
+
+    def set_fault(self, **faults: str) -> None:
+        """Sandbox faults (e.g. rejectTokensIssuedAfter) in the ConfigMap the simulated pods read."""
+        body = {"metadata": {"name": "okera-sandbox-faults"}, "data": faults}
+        self.core().create_namespaced_config_map("default", body)
+
+    def restart_annotations(self) -> Dict[str, Optional[str]]:
+        """kubectl.kubernetes.io/restartedAt of each workload (None if never restarted)."""
+        found = {}
+        for item in (self.apps().list_namespaced_deployment("default").items
+                     + self.apps().list_namespaced_stateful_set("default").items):
+            annotations = item.spec.template.metadata.annotations or {}
+            found[item.metadata.name] = annotations.get("kubectl.kubernetes.io/restartedAt")
+        return found
