@@ -14,27 +14,22 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from .k8s import REQUEST_TIMEOUT, ClusterError, call, explain, server_of, to_dict
-
-try:
-    from kubernetes import client as k8s_client
-except ImportError:  # build_api_client reports the missing library first
-    k8s_client = None
+from .k8s import ClusterError, api_path, request
 
 APPLIED_HASH_ANNOTATION = "okera.auth/applied-sha256"
 
-# (apiVersion, kind) -> (API class name, method suffix): the kinds a sidecar deployment is made of.
-SUPPORTED_KINDS: Dict[Tuple[str, str], Tuple[str, str]] = {
-    ("v1", "Secret"): ("CoreV1Api", "namespaced_secret"),
-    ("v1", "ConfigMap"): ("CoreV1Api", "namespaced_config_map"),
-    ("v1", "Service"): ("CoreV1Api", "namespaced_service"),
-    ("v1", "ServiceAccount"): ("CoreV1Api", "namespaced_service_account"),
-    ("v1", "Pod"): ("CoreV1Api", "namespaced_pod"),
-    ("apps/v1", "Deployment"): ("AppsV1Api", "namespaced_deployment"),
-    ("apps/v1", "StatefulSet"): ("AppsV1Api", "namespaced_stateful_set"),
-    ("apps/v1", "DaemonSet"): ("AppsV1Api", "namespaced_daemon_set"),
+# (apiVersion, kind) -> resource plural: the kinds a sidecar deployment is made of.
+SUPPORTED_KINDS: Dict[Tuple[str, str], str] = {
+    ("v1", "Secret"): "secrets",
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Service"): "services",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("v1", "Pod"): "pods",
+    ("apps/v1", "Deployment"): "deployments",
+    ("apps/v1", "StatefulSet"): "statefulsets",
+    ("apps/v1", "DaemonSet"): "daemonsets",
 }
 
 # A pod's spec is immutable: a changed Pod is deleted, then created again.
@@ -97,21 +92,21 @@ def _identify(manifest: Any, index: int, default_namespace: str) -> Tuple[str, s
     return api_version, kind, metadata.get("namespace") or default_namespace, name
 
 
-def _operation(api_client: Any, api_version: str, kind: str, verb: str) -> Callable[..., Any]:
-    class_name, suffix = SUPPORTED_KINDS[(api_version, kind)]
-    return getattr(getattr(k8s_client, class_name)(api_client), "%s_%s" % (verb, suffix))
+def _path(api_version: str, kind: str, namespace: str, name: Optional[str] = None) -> str:
+    # api_path takes a named group with its version ("apps/v1"); the core group is "".
+    group_version = api_version if "/" in api_version else ""
+    return api_path(namespace, SUPPORTED_KINDS[(api_version, kind)], name, group_version)
 
 
 def _read(api_client: Any, api_version: str, kind: str, namespace: str, name: str) -> Optional[Dict[str, Any]]:
-    """The live object as a JSON-shaped dict, or None when it does not exist."""
-    read = _operation(api_client, api_version, kind, "read")
+    """The live object as the server sent it, or None when it does not exist."""
     try:
-        return to_dict(api_client, read(name, namespace, _request_timeout=REQUEST_TIMEOUT))
-    except Exception as exc:  # translated below; 404 is an answer, not a failure
-        error = explain(exc, server_of(api_client), "get %s %s/%s" % (kind, namespace, name))
+        return request(api_client, "get %s %s/%s" % (kind, namespace, name), "GET",
+                       _path(api_version, kind, namespace, name))
+    except ClusterError as error:
         if error.status == 404:
             return None
-        raise error from None
+        raise
 
 
 def _wait_until_gone(api_client: Any, api_version: str, kind: str, namespace: str, name: str,
@@ -146,12 +141,12 @@ def apply_one(api_client: Any, manifest: Dict[str, Any], index: int, default_nam
 
     if action == "replaced":
         metadata["resourceVersion"] = live["metadata"]["resourceVersion"]
-        call(api_client, "replace " + what, _operation(api_client, api_version, kind, "replace"), name, namespace, desired)
-    else:
-        if action == "recreated":
-            call(api_client, "delete " + what, _operation(api_client, api_version, kind, "delete"), name, namespace)
-            _wait_until_gone(api_client, api_version, kind, namespace, name, wait_timeout, wait_sleep)
-        call(api_client, "create " + what, _operation(api_client, api_version, kind, "create"), namespace, desired)
+        request(api_client, "replace " + what, "PUT", _path(api_version, kind, namespace, name), desired)
+        return Outcome(kind, namespace, name, action)
+    if action == "recreated":
+        request(api_client, "delete " + what, "DELETE", _path(api_version, kind, namespace, name))
+        _wait_until_gone(api_client, api_version, kind, namespace, name, wait_timeout, wait_sleep)
+    request(api_client, "create " + what, "POST", _path(api_version, kind, namespace), desired)
     return Outcome(kind, namespace, name, action)
 
 

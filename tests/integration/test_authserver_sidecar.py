@@ -384,3 +384,75 @@ def test_pip_wheel_of_the_repository_root_provides_the_entrypoint(tmp_path):
         entry_points = next(name for name in archive.namelist() if name.endswith("entry_points.txt"))
         assert "okera-authserver = okera_auth.authserver:main" in archive.read(entry_points).decode()
         assert "okera_auth/tokens.py" in archive.namelist()
+
+
+@pytest.fixture(name="sandbox")
+def sandbox_fixture(tmp_path):
+    sandbox_cluster = pytest.importorskip("sandbox_cluster", reason="the sandbox cluster harness is not in this tree")
+    cluster = sandbox_cluster.Sandbox(tmp_path / "sandbox")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _daemon_env_in_cluster(sandbox, name: str) -> Dict[str, str]:
+    deployment = sandbox.apps().read_namespaced_deployment(name, "default")
+    (daemon,) = [c for c in deployment.spec.template.spec.containers if c.name == "authserver"]
+    return {entry.name: entry.value for entry in daemon.env}
+
+
+@pytest.mark.slow
+def test_apply_to_the_sandbox_creates_then_keeps_then_replaces(render, sandbox, rsa_key_pem):
+    apply = {"authserver_sidecar_kind": "Deployment", "authserver_sidecar_apply": True,
+             "authserver_sidecar_output_dir": "", "authserver_sidecar_k8s_auth": {"kubeconfig": str(sandbox.kubeconfig)}}
+    first = render(apply)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Deployment default token-client created" in first.stdout
+    secret = sandbox.secret("token-client-authserver-key")
+    assert base64.b64decode(secret.data["private.pem"]) == rsa_key_pem
+    deployment = sandbox.apps().read_namespaced_deployment("token-client", "default")
+    assert [c.name for c in deployment.spec.template.spec.containers] == ["authserver", "client"]
+    assert deployment.spec.template.spec.security_context.fs_group == 2000
+    assert _daemon_env_in_cluster(sandbox, "token-client")["OKERA_AUTHSERVER_TTL"] == "24h"
+
+    again = render(apply)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _recap(again)["changed"] == 0
+    assert "Deployment default token-client unchanged" in again.stdout
+
+    shorter = render(dict(apply, authserver_sidecar_ttl="1h"))
+    assert shorter.returncode == 0, shorter.stdout + shorter.stderr
+    assert "Deployment default token-client replaced" in shorter.stdout
+    assert "Secret default token-client-authserver-key unchanged" in shorter.stdout
+    assert _daemon_env_in_cluster(sandbox, "token-client")["OKERA_AUTHSERVER_TTL"] == "1h"
+
+
+@pytest.mark.slow
+def test_apply_recreates_a_changed_pod(render, sandbox):
+    apply = {"authserver_sidecar_apply": True, "authserver_sidecar_output_dir": "",
+             "authserver_sidecar_k8s_auth": {"kubeconfig": str(sandbox.kubeconfig)}}
+    first = render(apply)
+    assert first.returncode == 0, first.stdout + first.stderr
+    uid = sandbox.core().read_namespaced_pod("token-client", "default").metadata.uid
+    changed = render(dict(apply, authserver_sidecar_algorithm="RS256"))
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "Pod default token-client recreated" in changed.stdout
+    pod = sandbox.core().read_namespaced_pod("token-client", "default")
+    assert pod.metadata.uid != uid
+    (daemon,) = [c for c in pod.spec.containers if c.name == "authserver"]
+    assert {e.name: e.value for e in daemon.env}["OKERA_AUTHSERVER_ALGORITHM"] == "RS256"
+
+
+def test_apply_failure_is_one_clear_line_without_the_key(render, tmp_path, rsa_key_pem):
+    kubeconfig = tmp_path / "nowhere.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+        "users": [{"name": "x", "user": {"token": "not-a-real-token"}}]}))
+    done = render({"authserver_sidecar_apply": True, "authserver_sidecar_output_dir": "",
+                   "authserver_sidecar_k8s_auth": {"kubeconfig": str(kubeconfig)}})
+    assert done.returncode != 0
+    assert "get Secret default/token-client-authserver-key: cannot connect to the API server at http://127.0.0.1:9" in done.stdout
+    assert base64.b64encode(rsa_key_pem).decode()[:40] not in done.stdout + done.stderr
