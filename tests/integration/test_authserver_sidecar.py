@@ -5,12 +5,16 @@ import base64
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, List
 
+import jwt
 import pytest
 import yaml
 
@@ -242,6 +246,56 @@ def test_rendered_probe_passes_only_on_a_healthy_answer(render, tmp_path, status
     finally:
         if health:
             health.close()
+
+
+@pytest.fixture(scope="session")
+def daemon_pythonpath(tmp_path_factory) -> Path:
+    """A PYTHONPATH entry where okera_auth is this checkout's plugins/module_utils."""
+    directory = tmp_path_factory.mktemp("pythonpath")
+    (directory / "okera_auth").symlink_to(REPO_ROOT / "plugins" / "module_utils")
+    return directory
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(render, tmp_path, key_dir, daemon_pythonpath,
+                                                                   rsa_private_key):
+    """The daemon started with the auth-server container's env (key and token paths moved into
+    tmp_path) passes the rendered probe and hands out tokens where the service's env says."""
+    group = os.getgid() or 2000  # root may chown to any group; others only to their own
+    done = render({"authserver_sidecar_port": _free_port(), "authserver_sidecar_fs_group": group})
+    assert done.returncode == 0, done.stdout + done.stderr
+    containers = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])
+    daemon_env, service_env = _env(containers["authserver"]), _env(containers["client"])
+    token_dir = tmp_path / service_env["OKERA_AUTHSERVER_TOKEN_DIR"].lstrip("/")
+    token_dir.mkdir(parents=True)
+    daemon_env.update(OKERA_AUTHSERVER_DIRECTORY=str(token_dir),
+                      OKERA_AUTHSERVER_PRIVATE_KEY=str(key_dir / "private.pem"))
+    daemon = subprocess.Popen([sys.executable, "-m", "okera_auth.authserver"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(daemon_pythonpath), **daemon_env))
+    try:
+        probe = [sys.executable, *containers["authserver"]["readinessProbe"]["exec"]["command"][1:]]
+        deadline = time.monotonic() + 20
+        while subprocess.run(probe, capture_output=True, timeout=10).returncode != 0:
+            assert daemon.poll() is None and time.monotonic() < deadline, "the daemon never turned healthy"
+            time.sleep(0.2)
+        with urllib.request.urlopen(service_env["OKERA_AUTHSERVER_URL"] + "/analyst", timeout=10) as answer:
+            path = Path(answer.read().decode())
+        assert path.parent == token_dir
+        status = path.stat()
+        assert (oct(status.st_mode & 0o777), status.st_gid) == ("0o640", group)
+        claims = jwt.decode(path.read_text().strip(), rsa_private_key.public_key(), algorithms=["RS512"])
+        assert claims["sub"] == "analyst"
+    finally:
+        daemon.terminate()
+        output = daemon.communicate(timeout=20)[0]
+    assert daemon.returncode == 0, output
 
 
 def test_security_contexts_are_restricted(tutorial):
