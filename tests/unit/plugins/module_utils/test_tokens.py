@@ -339,4 +339,3 @@ def test_token_from_another_key_or_algorithm_is_renewed(signer, rsa_private_key,
 def test_garbage_on_disk_is_renewed(signer, spec):
     assert "malformed" in tokens.renewal_reason("garbage", signer, spec, 60)
     assert tokens.renewal_reason(None, signer, spec, 60) == "there is no token yet"
-
