@@ -1,0 +1,95 @@
+"""The real kubectl against the sandbox: what the rotation and its tutorial use.
+
+These tests skip (visibly, with the reason) only when kubectl is not installed; CI has it.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from sandbox_harness import kubectl_runner, wait_until
+
+from okera_auth.sandbox.kubelet import is_ready
+from okera_auth.sandbox.resources import PODS
+
+
+@pytest.fixture
+def kubectl(kubectl_binary, ready_sandbox):
+    return kubectl_runner(kubectl_binary, ready_sandbox.kubeconfig)
+
+
+def _ok(done) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_get_secret_as_json(kubectl):
+    secret = json.loads(_ok(kubectl("get", "secret", "secrets", "-o", "json")))
+    assert secret["kind"] == "Secret"
+    assert base64.b64decode(secret["data"]["SYSTEM_TOKEN_0"]).count(b".") == 2
+
+
+def test_patch_secret_in_three_patch_types(kubectl):
+    _ok(kubectl("patch", "secret", "secrets", "-p", '{"metadata":{"annotations":{"a":"1"}}}'))
+    _ok(kubectl("patch", "secret", "secrets", "--type=merge", "-p", '{"data":{"B":"Mg=="}}'))
+    _ok(kubectl("patch", "secret", "secrets", "--type=json",
+                "-p", '[{"op":"replace","path":"/metadata/annotations/a","value":"3"}]'))
+    secret = json.loads(_ok(kubectl("get", "secret", "secrets", "-o", "json")))
+    assert secret["metadata"]["annotations"]["a"] == "3" and secret["data"]["B"] == "Mg=="
+
+
+def test_rollout_restart_and_status_of_deployment_and_statefulset(kubectl, ready_sandbox):
+    before = {pod["metadata"]["name"] for pod in ready_sandbox.store.objects(PODS)}
+    for workload in ("deployment/cdas-rest-server", "statefulset/cerebro-worker"):
+        assert "restarted" in _ok(kubectl("rollout", "restart", workload))
+    for workload in ("deployment/cdas-rest-server", "statefulset/cerebro-worker"):
+        out = _ok(kubectl("rollout", "status", workload, "--timeout=30s"))
+        assert "successfully rolled out" in out or "roll out complete" in out
+    pods = ready_sandbox.store.objects(PODS)
+    assert all(is_ready(pod) for pod in pods if pod["metadata"]["labels"]["app"] == "cdas-rest-server")
+    rest = {pod["metadata"]["name"] for pod in pods if pod["metadata"]["labels"]["app"] == "cdas-rest-server"}
+    assert len(rest) == 2 and not rest & before
+
+
+def test_get_pods_prints_the_usual_table(kubectl):
+    lines = _ok(kubectl("get", "pods", "-l", "app=cerebro-worker")).splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [line.split()[:3] for line in lines[1:]] == [["cerebro-worker-0", "1/1", "Running"],
+                                                        ["cerebro-worker-1", "1/1", "Running"]]
+
+
+def test_delete_pods_all_recreates_them_from_their_owners(kubectl, ready_sandbox):
+    before = {pod["metadata"]["uid"] for pod in ready_sandbox.store.objects(PODS)}
+    out = _ok(kubectl("delete", "pods", "--all", timeout=60))
+    assert out.count("deleted") == 5
+
+    def replaced():
+        pods = ready_sandbox.store.objects(PODS)
+        return len(pods) == 5 and all(is_ready(pod) for pod in pods) and not before & {
+            pod["metadata"]["uid"] for pod in pods}
+    wait_until(replaced, what="five new ready pods")
+    _ok(kubectl("wait", "--for=condition=Ready", "pod", "--all", "--timeout=20s"))
+
+
+def test_read_only_context_gets_forbidden(kubectl):
+    done = kubectl("patch", "secret", "secrets", "-p", '{"data":{"X":"eA=="}}', context="okera-sandbox-readonly")
+    assert done.returncode == 1
+    assert "Forbidden" in done.stderr and "cannot patch resource \"secrets\"" in done.stderr
+    _ok(kubectl("get", "secret", "secrets", context="okera-sandbox-readonly"))
+
+
+def test_wrong_token_is_unauthorized(kubectl_binary, ready_sandbox):
+    run = kubectl_runner(kubectl_binary, ready_sandbox.kubeconfig)
+    done = run("--token", "wrong", "get", "pods")
+    assert done.returncode == 1
+    assert "must be logged in" in done.stderr or "Unauthorized" in done.stderr
+
+
+def test_scale_and_get_all(kubectl, ready_sandbox):
+    _ok(kubectl("scale", "deployment/cerebro-planner", "--replicas=2"))
+    wait_until(lambda: len([pod for pod in ready_sandbox.store.objects(PODS)
+                            if pod["metadata"]["labels"]["app"] == "cerebro-planner" and is_ready(pod)]) == 2,
+               what="two planners")
+    out = _ok(kubectl("get", "all"))
+    assert "deployment.apps/cerebro-planner" in out and "statefulset.apps/cerebro-worker" in out
