@@ -11,25 +11,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import conftest  # noqa: E402,F401  (puts the checkout's okera_auth first)
+import jwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-import jwt  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
-
-from okera_auth import keys, tokens  # noqa: E402
+from okera_auth import keys, tokens  # pip install -e . (scripts/setup-venv.sh does)
 
 
 def rate(operation, seconds: float) -> float:
     count, start = 0, time.perf_counter()
     deadline = start + seconds
     while True:
-        for _ in range(20):
+        for _repeat in range(20):
             operation()
         count += 20
         now = time.perf_counter()
@@ -66,7 +61,7 @@ def main() -> None:
         jwt.encode({"sub": "janedoe", "exp": int(time.time()) + 86400}, loaded, "RS512")
 
     results = {"library": [], "ceiling": [], "pyjwt": []}
-    for _ in range(arguments.rounds):
+    for _round in range(arguments.rounds):
         results["ceiling"].append(rate(ceiling, arguments.seconds))
         results["library"].append(rate(library, arguments.seconds))
         results["pyjwt"].append(rate(pyjwt_encode, arguments.seconds / 2))

@@ -44,6 +44,6 @@ def run_playbook(ansible_env, tmp_path) -> Callable[..., subprocess.CompletedPro
     def run(playbook, *args: str, env: dict = None, timeout: int = 600) -> subprocess.CompletedProcess:
         return subprocess.run([ansible_tool("ansible-playbook"), str(playbook), *args],
                               capture_output=True, text=True, env=dict(ansible_env, **(env or {})),
-                              cwd=tmp_path, timeout=timeout)
+                              cwd=tmp_path, timeout=timeout, check=False)
 
     return run

@@ -42,7 +42,7 @@ def test_mints_to_path_with_mode_0600_and_no_token_in_output(module, run_module,
 def test_second_run_keeps_the_token(module, run_module, args):
     run_module(module, args)
     before = open(args["path"]).read()
-    result, _ = run_module(module, args)
+    result = run_module(module, args)[0]
     assert not result["changed"] and result["reason"] is None
     assert open(args["path"]).read() == before
 
@@ -50,31 +50,31 @@ def test_second_run_keeps_the_token(module, run_module, args):
 def test_force_renews(module, run_module, args):
     run_module(module, args)
     before = open(args["path"]).read()
-    result, _ = run_module(module, dict(args, force=True, jti=True))
+    result = run_module(module, dict(args, force=True, jti=True))[0]
     assert result["changed"] and result["reason"] == "force is set"
     assert open(args["path"]).read() != before
 
 
 def test_changed_groups_renew(module, run_module, args):
     run_module(module, args)
-    result, _ = run_module(module, dict(args, groups=["okera_admins", "ops"]))
+    result = run_module(module, dict(args, groups=["okera_admins", "ops"]))[0]
     assert result["changed"] and "groups" in result["reason"]
 
 
 def test_check_mode_predicts_and_writes_nothing(module, run_module, args):
-    result, _ = run_module(module, args, check_mode=True)
+    result = run_module(module, args, check_mode=True)[0]
     assert result["changed"] and not os.path.exists(args["path"])
     run_module(module, args)
-    result, _ = run_module(module, args, check_mode=True)
+    result = run_module(module, args, check_mode=True)[0]
     assert not result["changed"]
-    result, _ = run_module(module, dict(args, renew_before="31d"), check_mode=True)
+    result = run_module(module, dict(args, renew_before="31d"), check_mode=True)[0]
     assert result["changed"] and "within renew_before" in result["reason"]
 
 
 def test_diff_shows_claims_and_hashes_never_the_token(module, run_module, args):
     run_module(module, args)
     old_token = open(args["path"]).read().strip()
-    result, _ = run_module(module, dict(args, force=True), diff=True)
+    result = run_module(module, dict(args, force=True), diff=True)[0]
     new_token = open(args["path"]).read().strip()
     diff = result["diff"]
     assert diff["before"]["claims"]["sub"] == "okera_system_user"
@@ -144,6 +144,6 @@ def test_existing_token_from_other_key_is_replaced(module, run_module, args, oth
                                          issuer="prod", ttl=30 * 86400)).token
     with open(args["path"], "w") as handle:
         handle.write(stale)
-    result, _ = run_module(module, args)
+    result = run_module(module, args)[0]
     assert result["changed"] and "does not verify" in result["reason"]
     assert _verifies(args["path"], rsa_private_key)

@@ -30,9 +30,9 @@ def test_decodes_without_keys(module, run_module, token):
 
 def test_verifies_with_public_key_file_and_reports_kid(module, run_module, token, key_dir,
                                                        rsa_private_key):
-    result, _ = run_module(module, {"token": token, "public_key_path": [str(key_dir / "public.pem")],
+    result = run_module(module, {"token": token, "public_key_path": [str(key_dir / "public.pem")],
                                     "algorithms": ["rsa512"], "subject": "okera_system_user",
-                                    "issuer": "prod"})
+                                    "issuer": "prod"})[0]
     assert result["valid"] and result["reason"] is None
     assert result["verified_kid"] == keys.jwk_thumbprint(rsa_private_key.public_key())
 
@@ -40,7 +40,7 @@ def test_verifies_with_public_key_file_and_reports_kid(module, run_module, token
 def test_reads_token_from_path(module, run_module, token, tmp_path, rsa_public_pem):
     path = tmp_path / "t.token"
     path.write_text(token + "\n")
-    result, _ = run_module(module, {"path": str(path), "public_key_content": [rsa_public_pem.decode()]})
+    result = run_module(module, {"path": str(path), "public_key_content": [rsa_public_pem.decode()]})[0]
     assert result["valid"]
 
 
@@ -54,13 +54,13 @@ def test_wrong_key_and_tampering_are_invalid_with_reason(module, run_module, tok
     claims["groups"] = ["everyone"]
     forged_payload = tokens._b64url(json.dumps(claims).encode()).decode()
     forged = ".".join([header, forged_payload, signature])
-    result, _ = run_module(module, {"token": forged, "public_key_content": [rsa_public_pem.decode()]})
+    result = run_module(module, {"token": forged, "public_key_content": [rsa_public_pem.decode()]})[0]
     assert result["valid"] is False
 
 
 def test_expected_subject_mismatch(module, run_module, token, rsa_public_pem):
-    result, _ = run_module(module, {"token": token, "public_key_content": [rsa_public_pem.decode()],
-                                    "subject": "someone_else"})
+    result = run_module(module, {"token": token, "public_key_content": [rsa_public_pem.decode()],
+                                    "subject": "someone_else"})[0]
     assert result["valid"] is False and "subject" in result["reason"]
 
 
