@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import stat
 import threading
 import time
@@ -130,6 +131,7 @@ class _ConflictingProxy(BaseHTTPRequestHandler):
     itself (as a concurrent writer would), so the sandbox answers that PATCH with a real 409."""
 
     upstream = ""
+    upstream_tls = None
     conflicts_left = 0
     concurrent_writer = None
 
@@ -142,7 +144,7 @@ class _ConflictingProxy(BaseHTTPRequestHandler):
                                            headers={name: value for name, value in self.headers.items()
                                                     if name.lower() not in ("host", "content-length")})
         try:
-            with urllib.request.urlopen(forwarded, timeout=30) as response:
+            with urllib.request.urlopen(forwarded, timeout=30, context=self.upstream_tls) as response:
                 status, payload, content_type = response.status, response.read(), response.headers.get("Content-Type")
         except urllib.error.HTTPError as error:
             status, payload, content_type = error.code, error.read(), error.headers.get("Content-Type")
@@ -168,6 +170,7 @@ def test_conflicting_writes_are_retried_and_kept(make_sandbox, write_inventory, 
             "WRITTEN_MEANWHILE": base64.b64encode(str(len(writes)).encode()).decode()}})
 
     _ConflictingProxy.upstream, _ConflictingProxy.conflicts_left = sandbox.url, 2
+    _ConflictingProxy.upstream_tls = ssl.create_default_context(cafile=str(sandbox.state_dir / "ca.crt"))
     _ConflictingProxy.concurrent_writer = staticmethod(concurrent_writer)
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ConflictingProxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
