@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Algorithm names and keys: the one place that knows which key signs with what.
 
 Private keys are accepted in the forms admins really hold: PKCS#1 PEM

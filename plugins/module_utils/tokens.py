@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The token rules: durations, claims, minting, decoding and verifying JWTs.
 
 Minting serialises the JWS itself around PyJWT's JWA signers, with the header

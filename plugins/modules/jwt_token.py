@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ description:
     wanted claims, lives no longer than O(ttl) and has more than O(renew_before) left is kept.
     Times alone (C(iat), C(jti)) never cause a change; O(force=true) always renews.
 author:
-  - okera.auth maintainers
+  - okera.auth maintainers (@okera)
 extends_documentation_fragment:
   - okera.auth.signing_key
   - ansible.builtin.files
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -27,7 +28,10 @@ attributes:
   diff_mode:
     support: full
     details: Shows claims, key id, expiry and a SHA-256 of the token; never the token.
+  platform:
+    platforms: posix
   idempotent:
+    description: Running it again with the same options changes nothing.
     support: partial
     details: A kept token is reported unchanged; a renewed one differs in C(iat) and C(exp).
 options:

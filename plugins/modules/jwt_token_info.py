@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -17,14 +17,19 @@ description:
     C(JWT_PUBLIC_KEY) list); a header C(kid) that names one of them narrows the choice.
   - Malformed input (not three parts, bad base64url, bad JSON) fails the task with the reason.
 author:
-  - okera.auth maintainers
+  - okera.auth maintainers (@okera)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: Reads only.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
   idempotent:
+    description: Running it again with the same options changes nothing.
     support: full
 options:
   token:
