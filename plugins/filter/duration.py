@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Durations as the collection writes them (30d, 24h, 1h30m) turned into seconds, for templates."""
 
 from __future__ import annotations

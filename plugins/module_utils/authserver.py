@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """okera-authserver: mints per-user JWTs into group-readable files, as Okera's authserver does.
 
 Drop-in: the same flags and defaults as Okera's binary (-p 5001, -d /tmp/tokens,

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the auth server tells the outside: one log line per event, and Prometheus metrics.
 
 Log lines carry paths, user names, key ids and reasons, never a token or a key.

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The auth server's HTTP/1.1 layer: asyncio streams, keep-alive, a small strict parser.
 
 Why not http.server: its keep-alive answers are written in several small

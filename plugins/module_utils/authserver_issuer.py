@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The auth server's token files: safe user names, minting, writing, and deleting them.
 
 A token file is ``<directory>/<user>.<nanoseconds>.token``. The user name is

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Create or replace Kubernetes objects from manifests: the work behind the k8s_apply module.
 
 An object counts as unchanged when the live one carries the SHA-256 of the manifest in the

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Restart Deployments, StatefulSets and DaemonSets, or replace pods, and wait until ready."""
 
 from __future__ import annotations

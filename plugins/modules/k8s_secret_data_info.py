@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read keys of a Kubernetes Secret's data."""
 
 from __future__ import annotations

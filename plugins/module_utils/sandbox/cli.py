@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """``okera-auth-sandbox``: create, serve, stop and inspect a local sandbox cluster.
 
 Errors are one line on stderr with exit status 1; no token or key is ever printed.

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Workload controllers: Deployments, StatefulSets and DaemonSets create, roll and count pods.
 
 They follow the real controllers' rules where a restart can tell the difference: a

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Errors of the sandbox cluster: API errors as Kubernetes Status objects, and setup errors."""
 
 from __future__ import annotations

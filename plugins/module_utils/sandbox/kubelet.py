@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The simulated node: starts pods' containers, resolves their environment, reports status.
 
 A container's environment is resolved from Secrets and ConfigMaps when it starts, as a

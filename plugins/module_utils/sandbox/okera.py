@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The simulated Okera cluster: its Secrets, its services, and what a service checks at start.
 
 An Okera service reads ``SYSTEM_TOKEN_0`` and the cluster's ``JWT_PUBLIC_KEY`` /

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The three patch formats of the Kubernetes API: JSON patch, JSON merge patch, strategic merge.
 
 Strategic merge knows the merge keys of the lists the collection touches (containers,

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Keys and certificates the sandbox makes: the signing key of the system token, and a
 self-signed certificate authority with a server certificate for 127.0.0.1 and localhost."""
 

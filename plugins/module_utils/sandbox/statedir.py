@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A sandbox's state directory: its settings, keys, API tokens, certificates and kubeconfig.
 
 Layout (all files 0600 unless noted; the directory 0700):

@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The object store of the sandbox: objects, resource versions, watch events, persistence.
 
 One lock guards everything; objects are never changed in place once stored (every

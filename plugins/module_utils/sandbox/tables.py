@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Server-side printing: the ``Table`` answers ``kubectl get`` asks for, with its usual columns."""
 
 from __future__ import annotations
