@@ -22,7 +22,7 @@ import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .authserver_events import LOG_FORMATS, EventLog, Metrics
 from .authserver_http import CallerPolicy, HttpServer, Limits

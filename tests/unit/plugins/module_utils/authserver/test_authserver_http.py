@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from authserver_harness import public_pem, verify_with_library, verify_with_openssl
-from okera_auth.tokens import decode_unverified
+from authserver_harness import Daemon, public_pem, verify_with_library, verify_with_openssl
+from okera_auth.keys import load_public_keys
+from okera_auth.tokens import decode_unverified, verify
+
+
+@pytest.fixture(scope="module")
+def refusing_daemon(package_path, pem_key, tmp_path_factory):
+    """One server shared by the bad-input tests: none of them may ever leave a file."""
+    daemon = Daemon(package_path, tmp_path_factory.mktemp("refusing"), pem_key, [])
+    yield daemon
+    daemon.kill()
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
@@ -112,8 +121,6 @@ def test_jwks_publishes_the_signing_key(start_daemon, pem_key):
     token = daemon.token_json("janedoe")["token"]
     assert decode_unverified(token).header["kid"] == keys[0]["kid"]
     assert "d" not in keys[0] and "p" not in keys[0]
-    from okera_auth.keys import load_public_keys
-    from okera_auth.tokens import verify
     assert verify(token, load_public_keys(body), ["RS512"]).valid
 
 
@@ -156,8 +163,8 @@ BAD_NAMES = [
 
 
 @pytest.mark.parametrize("path", BAD_NAMES)
-def test_bad_user_names_are_refused_and_write_nothing(start_daemon, path):
-    daemon = start_daemon()
+def test_bad_user_names_are_refused_and_write_nothing(refusing_daemon, path):
+    daemon = refusing_daemon
     status, _, body = daemon.get(path)
     assert status == 400, body
     assert body.startswith("bad user name:") and body.count("\n") == 1
@@ -173,8 +180,8 @@ def test_longest_allowed_name_is_served(start_daemon):
 
 
 @pytest.mark.parametrize("raw_path", [b"/../etc/passwd", b"/tokens/../x", b"/a\x00b"])
-def test_raw_traversal_and_nul_are_refused(start_daemon, raw_path):
-    daemon = start_daemon()
+def test_raw_traversal_and_nul_are_refused(refusing_daemon, raw_path):
+    daemon = refusing_daemon
     answer = raw_exchange(daemon.port, b"GET " + raw_path + b" HTTP/1.1\r\nHost: x\r\n"
                           b"Connection: close\r\n\r\n")
     assert status_of(answer) == 400
@@ -182,15 +189,15 @@ def test_raw_traversal_and_nul_are_refused(start_daemon, raw_path):
 
 
 @pytest.mark.parametrize("path", ["/a/b", "/.well-known/other", "/metrics/x"])
-def test_unknown_paths_are_404(start_daemon, path):
-    daemon = start_daemon()
+def test_unknown_paths_are_404(refusing_daemon, path):
+    daemon = refusing_daemon
     status, _, _ = daemon.get(path)
     assert status == 404
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "HEAD", "OPTIONS"])
-def test_other_methods_are_405(start_daemon, method):
-    daemon = start_daemon()
+def test_other_methods_are_405(refusing_daemon, method):
+    daemon = refusing_daemon
     connection = daemon.connection()
     connection.request(method, "/janedoe", body=b"x" if method in ("POST", "PUT") else None)
     response = connection.getresponse()
@@ -260,8 +267,8 @@ def test_oversized_request_head_is_431_and_closed(start_daemon):
     b"GET /jane doe HTTP/1.1\r\n\r\n",
     b"GET /jan\xc3\xa9 HTTP/1.1\r\n\r\n",
 ])
-def test_malformed_requests_are_400_and_closed(start_daemon, head):
-    daemon = start_daemon()
+def test_malformed_requests_are_400_and_closed(refusing_daemon, head):
+    daemon = refusing_daemon
     answer = raw_exchange(daemon.port, head)
     assert status_of(answer) == 400 and b"Connection: close" in answer
     assert list(daemon.directory.iterdir()) == []
@@ -330,10 +337,7 @@ def test_hundreds_of_parallel_requests_get_distinct_valid_tokens(start_daemon, p
     assert len({d["path"] for d in documents}) == 400
     assert len({d["token"] for d in documents}) == 400
     assert len(daemon.token_files()) == 400
-    keys = public_pem(pem_key).read_bytes()
-    from okera_auth.keys import load_public_keys
-    from okera_auth.tokens import verify
-    entries = load_public_keys(keys)
+    entries = load_public_keys(public_pem(pem_key).read_bytes())
     for document in documents:
         assert Path(document["path"]).read_text() == document["token"]
         assert verify(document["token"], entries, ["RS512"]).valid

@@ -1,0 +1,260 @@
+"""The command line and environment contract, and one-line start-up errors with exit code 2."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+
+import pytest
+
+from okera_auth.authserver import StartupError, parse_settings
+from okera_auth.errors import ClaimsError
+from okera_auth.tokens import decode_unverified
+
+CONTRACT_FLAGS = [
+    "-p", "--port", "-d", "--directory", "-k", "--private-key", "-a", "--algorithm",
+    "--disable-delete", "-g", "--group", "--private-key-passphrase-file", "--bind", "--ttl",
+    "--delete-after", "--issuer", "--audience", "--claim", "--groups-file", "--unix-socket",
+    "--allowed-uids", "--allowed-gids", "--no-tcp", "--file-mode", "--log-format", "--workers",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("OKERA_AUTHSERVER_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_okeras():
+    settings = parse_settings(["-k", "key.pem"])
+    assert (settings.port, settings.directory, settings.algorithm, settings.group) == (
+        5001, "/tmp/tokens", "rsa512", "okera")
+    assert not settings.disable_delete and settings.bind == "127.0.0.1"
+    assert (settings.ttl, settings.delete_after, settings.file_mode) == (86400, 10, 0o640)
+    assert settings.log_format == "text" and settings.workers == os.cpu_count()
+
+
+def test_short_flags_are_okeras():
+    settings = parse_settings(["-p", "6000", "-d", "/srv/t", "-k", "k", "-a", "RSA256",
+                               "--disable-delete", "-g", "users"])
+    assert (settings.port, settings.directory, settings.private_key, settings.algorithm,
+            settings.disable_delete, settings.group) == (6000, "/srv/t", "k", "RSA256", True, "users")
+
+
+def test_every_flag_has_an_environment_variable(monkeypatch):
+    values = {
+        "PORT": "6001", "DIRECTORY": "/srv/tokens", "PRIVATE_KEY": "/k.pem", "ALGORITHM": "PS256",
+        "DISABLE_DELETE": "true", "GROUP": "1234", "TTL": "90m", "DELETE_AFTER": "30s",
+        "ISSUER": "cluster", "AUDIENCE": "okera, presto", "CLAIMS": '{"tenant": "blue"}',
+        "GROUPS_FILE": "/g.json", "UNIX_SOCKET": "/run/a.sock", "ALLOWED_UIDS": "1,2",
+        "ALLOWED_GIDS": "3", "FILE_MODE": "0600", "LOG_FORMAT": "json", "BIND": "127.0.0.2",
+        "WORKERS": "3", "PRIVATE_KEY_PASSPHRASE_FILE": "/p", "NO_TCP": "yes",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv("OKERA_AUTHSERVER_" + name, value)
+    settings = parse_settings([])
+    assert settings.port == 6001 and settings.directory == "/srv/tokens"
+    assert settings.private_key == "/k.pem" and settings.algorithm == "PS256"
+    assert settings.disable_delete and settings.group == "1234"
+    assert (settings.ttl, settings.delete_after) == (5400, 30)
+    assert settings.issuer == "cluster" and settings.audience == ["okera", "presto"]
+    assert settings.claims == {"tenant": "blue"} and settings.groups_file == "/g.json"
+    assert settings.unix_socket == "/run/a.sock" and settings.no_tcp
+    assert (settings.allowed_uids, settings.allowed_gids) == ([1, 2], [3])
+    assert settings.file_mode == 0o600 and settings.log_format == "json"
+    assert settings.bind == "127.0.0.2" and settings.workers == 3
+    assert settings.private_key_passphrase_file == "/p"
+
+
+def test_flags_win_over_environment(monkeypatch):
+    monkeypatch.setenv("OKERA_AUTHSERVER_PORT", "6001")
+    monkeypatch.setenv("OKERA_AUTHSERVER_AUDIENCE", "a,b")
+    monkeypatch.setenv("OKERA_AUTHSERVER_CLAIMS", '{"x": 1}')
+    settings = parse_settings(["-k", "k", "-p", "7000", "--audience", "c", "--claim", "y=[1,2]"])
+    assert settings.port == 7000 and settings.audience == ["c"] and settings.claims == {"y": [1, 2]}
+
+
+@pytest.mark.parametrize("argv, env, message", [
+    ([], {}, "no private key given"),
+    (["-k", "k", "--bind", "0.0.0.0"], {}, "not a loopback address"),
+    (["-k", "k", "--bind", "10.1.2.3"], {}, "not a loopback address"),
+    (["-k", "k", "--bind", "example.com"], {}, "not an IP address"),
+    (["-k", "k", "--file-mode", "0999"], {}, "not an octal mode"),
+    (["-k", "k", "--no-tcp"], {}, "needs --unix-socket"),
+    (["-k", "k", "--allowed-uids", "1"], {}, "give --unix-socket"),
+    (["-k", "k", "--unix-socket", "/s", "--allowed-uids", "root"], {}, "comma-separated numbers"),
+    (["-k", "k", "--claim", "novalue"], {}, "is not KEY=VALUE"),
+    (["-k", "k"], {"DISABLE_DELETE": "maybe"}, "is not true or false"),
+    (["-k", "k"], {"CLAIMS": "[1]"}, "must be a JSON object"),
+    (["-k", "k"], {"PORT": "http"}, "is not a whole number"),
+    (["-k", "k", "-p", "70000"], {}, "between 0 and 65535"),
+])
+def test_bad_settings_are_one_line_errors(monkeypatch, argv, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv("OKERA_AUTHSERVER_" + name, value)
+    with pytest.raises(StartupError, match=re.escape(message)):
+        parse_settings(argv)
+
+
+def test_bad_duration_is_an_error():
+    with pytest.raises(ClaimsError, match="not understood"):
+        parse_settings(["-k", "k", "--ttl", "soon"])
+
+
+def test_localhost_and_ipv6_loopback_are_accepted():
+    assert parse_settings(["-k", "k", "--bind", "localhost"]).bind == "127.0.0.1"
+    assert parse_settings(["-k", "k", "--bind", "::1"]).bind == "::1"
+
+
+def test_help_lists_every_flag(run_authserver):
+    result = run_authserver("--help")
+    assert result.returncode == 0
+    for flag in CONTRACT_FLAGS:
+        assert re.search(r"(^|[\s,])%s\b" % re.escape(flag), result.stdout), flag
+
+
+def _start_error(run_authserver, *args: str, env=None) -> str:
+    result = run_authserver(*args, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("okera-authserver: ")
+    return result.stderr
+
+
+def test_missing_key_option_exits_2(run_authserver):
+    assert "no private key given" in _start_error(run_authserver, "-g", "0")
+
+
+def test_missing_key_file_exits_2(run_authserver, tmp_path):
+    message = _start_error(run_authserver, "-k", str(tmp_path / "nope.pem"), "-g", "0",
+                           "-d", str(tmp_path / "t"))
+    assert "does not exist" in message
+
+
+def test_garbage_key_exits_2(run_authserver, tmp_path):
+    key = tmp_path / "bad.pem"
+    key.write_text("hello")
+    message = _start_error(run_authserver, "-k", str(key), "-g", "0", "-d", str(tmp_path / "t"))
+    assert "not PEM, OpenSSH" in message
+
+
+def test_algorithm_that_does_not_fit_the_key_exits_2(run_authserver, pem_key, tmp_path):
+    message = _start_error(run_authserver, "-k", str(pem_key), "-a", "ES256", "-g", "0",
+                           "-d", str(tmp_path / "t"))
+    assert "needs an EC P-256 key" in message
+
+
+def test_unknown_group_exits_2(run_authserver, pem_key, tmp_path):
+    message = _start_error(run_authserver, "-k", str(pem_key), "-g", "no-such-group-here",
+                           "-d", str(tmp_path / "t"))
+    assert "group 'no-such-group-here' does not exist" in message
+    assert not (tmp_path / "t").exists()
+
+
+def test_directory_that_is_a_file_exits_2(run_authserver, pem_key, tmp_path):
+    (tmp_path / "t").write_text("")
+    message = _start_error(run_authserver, "-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"))
+    assert "is not a directory" in message
+
+
+def test_directory_that_is_a_symlink_exits_2(run_authserver, pem_key, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "t").symlink_to(tmp_path / "real")
+    message = _start_error(run_authserver, "-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"))
+    assert "is not a directory" in message
+
+
+def test_reserved_claim_exits_2(run_authserver, pem_key, tmp_path):
+    message = _start_error(run_authserver, "-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"),
+                           "--claim", "sub=admin")
+    assert "reserved claim" in message
+
+
+def test_bad_groups_file_exits_2(run_authserver, pem_key, tmp_path):
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"janedoe": "admins"}))
+    message = _start_error(run_authserver, "-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"),
+                           "--groups-file", str(groups))
+    assert "list of group names" in message
+
+
+def test_port_in_use_exits_2(run_authserver, pem_key, tmp_path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        message = _start_error(run_authserver, "-k", str(pem_key), "-g", "0",
+                               "-d", str(tmp_path / "t"), "-p", str(holder.getsockname()[1]))
+    finally:
+        holder.close()
+    assert "cannot listen on 127.0.0.1 port" in message and "in use" in message
+
+
+def test_encrypted_key_needs_its_passphrase(run_authserver, start_daemon, tmp_path):
+    key = tmp_path / "enc"
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "s3cret!",
+                    "-f", str(key)], check=True)
+    message = _start_error(run_authserver, "-k", str(key), "-g", "0", "-d", str(tmp_path / "t"))
+    assert "encrypted" in message
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("wrong\n")
+    message = _start_error(run_authserver, "-k", str(key), "-g", "0", "-d", str(tmp_path / "t"),
+                           "--private-key-passphrase-file", str(passphrase))
+    assert "check the passphrase" in message and "wrong" not in message
+    passphrase.write_text("s3cret!\n")
+    daemon = start_daemon("--private-key-passphrase-file", str(passphrase), key=key)
+    assert daemon.get("/janedoe")[0] == 200
+    assert "s3cret" not in daemon.log()
+
+
+def test_base64_key_from_a_secret_works(start_daemon, pem_key, tmp_path):
+    key = tmp_path / "key.b64"
+    key.write_bytes(base64.b64encode(pem_key.read_bytes()))
+    os.chmod(key, 0o600)
+    assert start_daemon(key=key).get("/janedoe")[0] == 200
+
+
+def test_key_readable_by_others_draws_a_warning(start_daemon, pem_key, tmp_path):
+    key = tmp_path / "open.pem"
+    key.write_bytes(pem_key.read_bytes())
+    os.chmod(key, 0o644)
+    daemon = start_daemon(key=key)
+    assert re.search(r"^warning: private key .*open\.pem is readable by group or others "
+                     r"\(mode 0644\)", daemon.log(), re.M)
+
+
+def test_private_key_with_0600_draws_no_warning(start_daemon):
+    assert "warning" not in start_daemon().log()
+
+
+def test_existing_directory_is_kept_and_checked(start_daemon, tmp_path):
+    directory = tmp_path / "tokens"
+    directory.mkdir(mode=0o770)
+    os.chmod(directory, 0o770)
+    start_daemon()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o770
+
+
+def test_json_log_lines_carry_events_but_never_a_token(start_daemon):
+    daemon = start_daemon("--log-format", "json", "--delete-after", "1")
+    answer = daemon.token_json("janedoe")
+    daemon.wait_for_log(re.compile('"event":"deleted"'))
+    records = [json.loads(line) for line in daemon.log().splitlines()]
+    events = [record["event"] for record in records]
+    assert {"listening", "ready", "generated", "deleted"} <= set(events)
+    generated = next(record for record in records if record["event"] == "generated")
+    assert generated["path"] == answer["path"] and generated["user"] == "janedoe"
+    assert generated["message"] == "Generated token: %s" % answer["path"]
+    assert answer["token"] not in daemon.log()
+    assert answer["token"].split(".")[2] not in daemon.log()
+
+
+def test_environment_configures_a_running_server(start_daemon):
+    daemon = start_daemon(env={"OKERA_AUTHSERVER_TTL": "2h", "OKERA_AUTHSERVER_ISSUER": "env-cluster"})
+    claims = decode_unverified(daemon.token_json("janedoe")["token"]).claims
+    assert claims["exp"] - claims["iat"] == 7200 and claims["iss"] == "env-cluster"
