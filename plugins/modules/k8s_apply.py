@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Create or replace Kubernetes objects from a list of manifests."""
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ description:
     restart) do not count as a change.
   - Handles C(v1) Secret, ConfigMap, Service, ServiceAccount, Pod and C(apps/v1) Deployment,
     StatefulSet, DaemonSet; other kinds are refused before anything is applied.
-  - Results and diffs name the objects and what was done, never their content. A Secret's data is
-    in O(definitions), so give the task C(no_log: true) when it applies Secrets.
+  - "Results and diffs name the objects and what was done, never their content. A Secret's data is
+    in O(definitions), so give the task C(no_log: true) when it applies Secrets."
 extends_documentation_fragment:
   - okera.auth.k8s_auth
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -32,7 +33,10 @@ attributes:
     support: partial
     details: Shows, for each object, whether it is absent or present before and applied after; never its content.
   idempotent:
+    description: Running it again with the same definitions changes nothing.
     support: full
+  platform:
+    platforms: posix
 options:
   definitions:
     description:
@@ -50,7 +54,7 @@ options:
     type: int
     default: 120
 author:
-  - okera.auth maintainers
+  - okera.auth maintainers (@okera)
 """
 
 EXAMPLES = r"""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -111,6 +112,15 @@ def test_secret_holds_the_key_file_base64(tutorial, rsa_key_pem):
     assert secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["private.pem"]) == rsa_key_pem
     assert secret["metadata"]["name"] == "token-client-authserver-key"
+
+
+def test_pod_carries_the_key_hash_so_a_new_key_rolls_it(tutorial, render, tmp_path, rsa_key_pem):
+    annotations = _by_kind(tutorial)["Pod"]["metadata"]["annotations"]
+    assert annotations["okera.auth/private-key-sha256"] == hashlib.sha256(rsa_key_pem).hexdigest()
+    done = render({"authserver_sidecar_private_key_file": "", "authserver_sidecar_private_key_content": "OTHER KEY"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    other = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["metadata"]["annotations"]
+    assert other["okera.auth/private-key-sha256"] == hashlib.sha256(b"OTHER KEY").hexdigest()
 
 
 def test_key_content_and_passphrase_go_into_the_secret(render, tmp_path):
@@ -329,7 +339,7 @@ def test_labels_and_names_can_be_set(render, tmp_path):
     assert deployment["metadata"]["labels"]["team"] == secret["metadata"]["labels"]["team"] == "bi"
     template = deployment["spec"]["template"]
     assert template["metadata"]["labels"]["team"] == "bi"
-    assert template["metadata"]["annotations"] == {"example.com/owner": "bi"}
+    assert template["metadata"]["annotations"]["example.com/owner"] == "bi"
     assert template["spec"]["volumes"][1]["secret"]["secretName"] == "reporting.jwt-key"
     assert "tokens-daemon" in _containers(template["spec"])
 
