@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The main job, end to end, with no cluster: start a local sandbox cluster whose system token
+# expires in 2 days, rotate it with playbooks/rotate_system_token.yml, and show before and after.
+# Sets up .venv on first use (ansible-core 2.19 + requirements.txt + this checkout); later runs
+# reuse it. The sandbox is a rehearsal tool; production runs point the inventory at real clusters.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt
+venv="$root/.venv"
+# Ansible finds okera.auth as this checkout.
+mkdir -p .cache/collections/ansible_collections/okera
+ln -sfn "$root" .cache/collections/ansible_collections/okera/auth
+export ANSIBLE_COLLECTIONS_PATH="$root/.cache/collections" ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-}"
+
+work="$root/.cache/demo"
+state="$work/sandbox"
+sandbox="$venv/bin/okera-auth-sandbox"
+mkdir -p "$work"
+"$sandbox" stop --state-dir "$state" >/dev/null 2>&1 || true
+"$sandbox" init --state-dir "$state" --token-ttl 2d --force
+"$sandbox" start --state-dir "$state" --port 0
+trap '"$sandbox" stop --state-dir "$state" >/dev/null' EXIT
+
+# One inventory host per cluster, run locally; the key that signs lives with the sandbox.
+cat >"$work/inventory.yml" <<INVENTORY
+okera_clusters:
+  hosts:
+    sandbox:
+      ansible_connection: local
+      ansible_python_interpreter: $venv/bin/python
+      system_token_kubeconfig: $state/kubeconfig
+      system_token_private_key_path: $state/signing-key.pem
+      system_token_backup_dir: $work/backups
+INVENTORY
+
+echo
+echo "=== before"
+"$sandbox" status --state-dir "$state"
+echo
+echo "=== ansible-playbook -i $work/inventory.yml playbooks/rotate_system_token.yml"
+started=$SECONDS
+"$venv/bin/ansible-playbook" -i "$work/inventory.yml" playbooks/rotate_system_token.yml
+echo "(rotation took $((SECONDS - started)) s)"
+echo
+echo "=== after"
+"$sandbox" status --state-dir "$state"
