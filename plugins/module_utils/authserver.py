@@ -294,6 +294,11 @@ def prepare_directory(directory: str, gid: int, log: EventLog) -> None:
     if not stat.S_ISDIR(info.st_mode):
         raise StartupError("token directory %s is not a directory (a symlink or a file?)"
                            % directory)
+    if info.st_uid not in (os.geteuid(), 0):
+        # Whoever owns the directory can swap the files clients are about to read.
+        raise StartupError("token directory %s belongs to uid %d: it must belong to the server's "
+                           "user or root (a directory someone else made in /tmp is a trap)"
+                           % (directory, info.st_uid))
     if info.st_uid == os.geteuid() and info.st_gid != gid:
         try:
             os.chown(directory, -1, gid)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,6 +63,22 @@ _RUN_AS = ("import os, sys; import okera_auth.authserver as server; "
            "os.setgroups([int(x) for x in sys.argv[3].split(',') if x]); "
            "os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1])); "
            "sys.exit(server.main(sys.argv[4:]))")
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, read until the server closes (or the timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except socket.timeout:
+            pass
+    return b"".join(chunks)
 
 
 class Daemon:

@@ -169,6 +169,14 @@ def test_directory_that_is_a_symlink_exits_2(run_authserver, pem_key, tmp_path):
     assert "is not a directory" in message
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a directory for another uid")
+def test_directory_owned_by_someone_else_exits_2(run_authserver, pem_key, tmp_path):
+    (tmp_path / "t").mkdir(mode=0o777)
+    os.chown(tmp_path / "t", 4301, 4301)
+    message = _start_error(run_authserver, "-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"))
+    assert "belongs to uid 4301" in message
+
+
 def test_reserved_claim_exits_2(run_authserver, pem_key, tmp_path):
     message = _start_error(run_authserver, "-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"),
                            "--claim", "sub=admin")

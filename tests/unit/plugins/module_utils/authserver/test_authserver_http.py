@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from authserver_harness import Daemon, public_pem, verify_with_library, verify_with_openssl
+from authserver_harness import Daemon, public_pem, raw_exchange, verify_with_library, verify_with_openssl
 from okera_auth.keys import load_public_keys
 from okera_auth.tokens import decode_unverified, verify
 
@@ -21,22 +21,6 @@ def refusing_daemon(package_path, pem_key, tmp_path_factory):
     daemon = Daemon(package_path, tmp_path_factory.mktemp("refusing"), pem_key, [])
     yield daemon
     daemon.kill()
-
-
-def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send raw bytes, read until the server closes (or the timeout)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except socket.timeout:
-            pass
-    return b"".join(chunks)
 
 
 def status_of(answer: bytes) -> int:

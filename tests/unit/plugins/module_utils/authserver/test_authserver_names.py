@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from urllib.parse import quote
 
@@ -10,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authserver_harness import Daemon
+from authserver_harness import Daemon, raw_exchange
 from okera_auth.authserver_issuer import (
     MAX_USER_LENGTH, ClaimRules, TokenIssuer, UserNameError, decode_user_name, validate_user_name,
 )
@@ -83,15 +82,8 @@ def shared_daemon(package_path, pem_key, tmp_path_factory):
 def test_over_http_any_path_answers_cleanly_and_writes_only_inside(shared_daemon, raw):
     daemon = shared_daemon
     target = "/" + quote(raw, safe="/%.@-_~") if raw.isprintable() else "/" + quote(raw, safe="")
-    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
-        sock.sendall(b"GET " + target.encode("ascii") + b" HTTP/1.1\r\nHost: x\r\n"
-                     b"Connection: close\r\n\r\n")
-        answer = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+    answer = raw_exchange(daemon.port, b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n"
+                          b"Host: x\r\nConnection: close\r\n\r\n")
     status = int(answer.split(b" ", 2)[1])
     assert status in (200, 400, 404)
     if status == 200:
