@@ -1,9 +1,8 @@
 # Copyright: okera.auth contributors
-# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see LICENSE)
 """``python -m okera_auth.sandbox``: the same as the ``okera-auth-sandbox`` command."""
-
-import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -137,8 +137,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     if args.background:
         return _serve_in_background(args, state, out)
     server = _build_server(args, state, _log_to(sys.stderr) if args.verbose else None)
-    out.write("%s: serving %s (kubeconfig %s); stop with Ctrl-C\n" % (PROGRAM, server.url,
-                                                                   server.kubeconfig_path))
+    out.write("%s: serving %s (kubeconfig %s); stop with Ctrl-C\n"
+              % (PROGRAM, server.url, server.kubeconfig_path))
     out.flush()
     _serve_until_signalled(server, state)
     return 0
@@ -238,15 +238,16 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(report, indent=2) + "\n")
         return 0
     server, token = report["server"], report["token"]
-    out.write("sandbox %s: %s\n" % (report["state_dir"], "serving %s (pid %d)" % (server["url"], server["pid"])
-                                     if server["running"] else "server stopped"))
+    serving = ("serving %s (pid %d)" % (server["url"], server["pid"]) if server["running"]
+               else "server stopped")
+    out.write("sandbox %s: %s\n" % (report["state_dir"], serving))
     out.write("system token (%s, %s): subject %s, issuer %s, expires %s (in %s), cluster accepts it: %s\n"
               % (token["secret"], token["key"], token["subject"], token["issuer"], token["expires_at"],
                  _days(token["expires_in"]), "yes" if token["valid"] else "no (%s)" % token["reason"]))
     out.write("pods ready: %d of %d\n" % (report["pods_ready"], report["pods_total"]))
     for pod in report["pods"]:
-        out.write("  %-40s %-6s %-26s restarts %d\n" % (pod["name"], "ready" if pod["ready"] else "-",
-                                                      pod["state"], pod["restarts"]))
+        readiness = "ready" if pod["ready"] else "-"
+        out.write("  %-40s %-6s %-26s restarts %d\n" % (pod["name"], readiness, pod["state"], pod["restarts"]))
     return 0
 
 
@@ -313,7 +314,3 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -62,7 +62,7 @@ def conflict(plural: str, group: str, name: str, why: str = "the object has been
 def invalid(kind: str, group: str, name: str, causes: list) -> ApiError:
     """``causes``: (field, reason, message) triples, as the API server lists them."""
     qualified_kind = "%s.%s" % (kind, group) if group else kind
-    text = "; ".join("%s: %s" % (field, message) for field, _, message in causes)
+    text = "; ".join("%s: %s" % (field, message) for field, _reason, message in causes)
     details = {"name": name, "kind": kind,
                "causes": [{"reason": reason, "message": message, "field": field}
                           for field, reason, message in causes]}

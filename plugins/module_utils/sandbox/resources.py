@@ -107,7 +107,7 @@ def api_group(group: str) -> dict:
 
 
 def api_group_list() -> dict:
-    groups = sorted({group for group, _ in GROUP_VERSIONS if group})
+    groups = sorted({group for group, _version in GROUP_VERSIONS if group})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group(group) for group in groups]}
 
 
@@ -182,10 +182,9 @@ def _prepare_secret(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None
         data[key] = base64.b64encode(value.encode("utf-8")).decode("ascii")
     for key, value in data.items():
         if not _DATA_KEY.fullmatch(key):
-            raise invalid("Secret", "", name, [("data[%s]" % key, "FieldValueInvalid",
-                                                 "Invalid value: \"%s\": a valid config key must "
-                                                 "consist of alphanumeric characters, '-', '_' or '.'"
-                                                 % key)])
+            message = ("Invalid value: \"%s\": a valid config key must consist of alphanumeric "
+                       "characters, '-', '_' or '.'" % key)
+            raise invalid("Secret", "", name, [("data[%s]" % key, "FieldValueInvalid", message)])
         try:
             base64.b64decode(value, validate=True)
         except (binascii.Error, TypeError, ValueError):
@@ -195,12 +194,10 @@ def _prepare_secret(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None
         obj["data"] = data
     if old is not None:
         if obj["type"] != old.get("type", "Opaque"):
-            raise invalid("Secret", "", name, [("type", "FieldValueInvalid",
-                                                 "field is immutable")])
-        if old.get("immutable") and (obj.get("data") != old.get("data")
-                                     or not obj.get("immutable")):
-            raise invalid("Secret", "", name, [("data", "FieldForbidden",
-                                                 "field is immutable when `immutable` is set")])
+            raise invalid("Secret", "", name, [("type", "FieldValueInvalid", "field is immutable")])
+        if old.get("immutable") and (obj.get("data") != old.get("data") or not obj.get("immutable")):
+            raise invalid("Secret", "", name, [
+                ("data", "FieldForbidden", "field is immutable when `immutable` is set")])
 
 
 def _prepare_configmap(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:

@@ -164,7 +164,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _authenticate(self) -> User:
         header = self.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _space, token = header.partition(" ")
         if scheme.lower() == "bearer" and token:
             for known, user in self.server.users:
                 if hmac.compare_digest(known.encode("utf-8"), token.strip().encode("utf-8")):
@@ -192,8 +192,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as error:  # the client gets a 500, never a traceback
             if self.server.access_log is not None:
-                self.server.access_log("internal error on %s %s: %s" % (method, url.path,
-                                                                       type(error).__name__))
+                self.server.access_log("internal error on %s %s: %s"
+                                       % (method, url.path, type(error).__name__))
             self._send_json(500, ApiError(500, "InternalError",
                                           "an internal error occurred: %s" % type(error).__name__).status())
 
@@ -242,7 +242,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if root == "apis" and group is None:
             return api_group_list()
         if root == "apis" and version is None:
-            if group not in {known for known, _ in GROUP_VERSIONS if known}:
+            if group not in {known for known, _version in GROUP_VERSIONS if known}:
                 raise _not_found_path()
             return api_group(group)
         if (group, version) not in GROUP_VERSIONS:
@@ -372,8 +372,8 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _deletecollection(self, target: Target, query: Dict[str, str], body) -> None:
         store, dry_run = self.server.store, self._dry_run(query)
         with store.batch():
-            items, _ = store.list(target.rtype, target.namespace, query.get("labelSelector"),
-                                  query.get("fieldSelector"))
+            items, _revision = store.list(target.rtype, target.namespace,
+                                          query.get("labelSelector"), query.get("fieldSelector"))
             deleted = [store.delete(target.rtype, target.namespace, obj["metadata"]["name"], body, dry_run)
                        for obj in items]
             revision = store.revision
@@ -383,9 +383,6 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _watch(self, target: Target, query: Dict[str, str], body) -> None:
         store = self.server.store
         matches = store.matcher(target.rtype, query.get("labelSelector"), query.get("fieldSelector"))
-        if target.name:
-            by_name = matches
-            matches = lambda obj: by_name(obj) and obj["metadata"]["name"] == target.name  # noqa: E731
         as_table = self._table_wanted() and target.rtype.plural in COLUMNS
         try:
             timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS)

@@ -46,7 +46,7 @@ def timestamp(epoch: float) -> str:
 
 
 def random_suffix(length: int = 5) -> str:
-    return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _position in range(length))
 
 
 def apply_patch(patch_type: str, document: dict, patch) -> dict:
@@ -123,7 +123,7 @@ class Store:
             return
         state = {"format": STATE_FORMAT, "resourceVersion": self._revision,
                  "objects": [obj for rtype in RESOURCE_TYPES
-                             for _, obj in sorted(self._objects[rtype.key].items())],
+                             for _key, obj in sorted(self._objects[rtype.key].items())],
                  "podRuntime": self.pod_runtime}
         data = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
         try:
@@ -163,7 +163,7 @@ class Store:
     def objects(self, rtype: ResourceType, namespace: Optional[str] = None) -> List[dict]:
         """Stored objects of a type (in one namespace, or all), by name; callers must not change them."""
         with self.lock:
-            return [obj for (obj_namespace, _), obj in sorted(self._objects[rtype.key].items())
+            return [obj for (obj_namespace, _name), obj in sorted(self._objects[rtype.key].items())
                     if namespace is None or obj_namespace == namespace]
 
     def get(self, rtype: ResourceType, namespace: str, name: str) -> dict:

@@ -105,12 +105,12 @@ def table(rtype: ResourceType, objects: List[dict], revision: int, include_objec
         else:
             row_object = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                           "metadata": obj["metadata"]}
-        row = {"cells": [cell(obj, now) for _, _, cell in columns]}
+        row = {"cells": [cell(obj, now) for _name, _type, cell in columns]}
         if row_object is not None:
             row["object"] = row_object
         rows.append(row)
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": str(revision)},
             "columnDefinitions": [{"name": name, "type": kind, "format": "name" if name == "Name" else "",
-                                   "description": name, "priority": 0} for name, kind, _ in columns],
+                                   "description": name, "priority": 0} for name, kind, _cell in columns],
             "rows": rows}
