@@ -1,3 +1,5 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Cluster access shared by every Kubernetes module of the collection.
 
 One argument spec (the options of kubernetes.core, so users need not learn new ones), one way to

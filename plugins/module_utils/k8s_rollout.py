@@ -1,3 +1,5 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rolling restarts of workloads and replacement of pods, with waiting until they are ready.
 
 A restart is what `kubectl rollout restart` does: a new `kubectl.kubernetes.io/restartedAt`

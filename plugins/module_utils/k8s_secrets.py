@@ -1,3 +1,5 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reading and setting keys of a Secret's data, with optimistic concurrency.
 
 Values travel as bytes inside this module and leave it only towards the API server (base64) or a

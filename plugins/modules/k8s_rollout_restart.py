@@ -23,13 +23,17 @@ description:
     ones are gone. The pods' controllers must recreate them; a bare pod without one is not replaced.
 extends_documentation_fragment:
   - okera.auth.k8s_auth
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: Lists what would be restarted or deleted and reports C(changed) accordingly; patches, deletes and waits for nothing.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
   idempotent:
+    description: Whether a second run with the same options changes nothing.
     support: none
     details: Every run restarts; that is the purpose.
 options:
@@ -74,7 +78,7 @@ options:
     type: int
     default: 2
 author:
-  - okera.auth maintainers
+  - okera.auth maintainers (@okera)
 """
 
 EXAMPLES = r"""

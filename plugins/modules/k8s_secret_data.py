@@ -19,6 +19,7 @@ description:
   - Use M(okera.auth.k8s_secret_data_info) to read values.
 extends_documentation_fragment:
   - okera.auth.k8s_auth
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -26,7 +27,10 @@ attributes:
   diff_mode:
     support: full
     details: Before and after are the hashes of the values of the keys in O(data).
+  platform:
+    platforms: posix
   idempotent:
+    description: Running it again with the same data changes nothing.
     support: full
 options:
   name:
@@ -77,7 +81,7 @@ options:
     type: str
     default: ''
 author:
-  - okera.auth maintainers
+  - okera.auth maintainers (@okera)
 """
 
 EXAMPLES = r"""

@@ -16,13 +16,17 @@ description:
     result, so the task must have C(no_log=true) to keep them out of the output and logs.
 extends_documentation_fragment:
   - okera.auth.k8s_auth
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: Reads in check mode too; it changes nothing.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
   idempotent:
+    description: Running it again changes nothing; it only reads.
     support: full
 options:
   name:
@@ -50,7 +54,7 @@ options:
     type: bool
     default: true
 author:
-  - okera.auth maintainers
+  - okera.auth maintainers (@okera)
 """
 
 EXAMPLES = r"""
