@@ -205,11 +205,11 @@ def test_service_env_points_at_the_daemon_before_its_own_env(render, tmp_path):
 
 def test_probes_run_on_loopback_healthz(tutorial):
     daemon = _containers(_by_kind(tutorial)["Pod"]["spec"])["authserver"]
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         command = daemon[probe]["exec"]["command"]
         assert command[:2] == ["python", "-c"]
         assert '"/healthz"' in command[2] and '"127.0.0.1",5001' in command[2]
-        assert daemon[probe]["timeoutSeconds"] < daemon[probe]["periodSeconds"]
+        assert daemon[probe]["timeoutSeconds"] <= daemon[probe]["periodSeconds"]
 
 
 class _Health:
