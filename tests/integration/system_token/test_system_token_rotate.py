@@ -71,13 +71,39 @@ def test_force_rotates_a_fresh_token_by_fqcn(make_sandbox, write_inventory, run_
     sandbox = make_sandbox(token_ttl="30d")
     old = sandbox.secret_value()
     inventory = write_inventory({"sandbox": sandbox})
+    pods_before = {pod.metadata.uid for pod in sandbox.core().list_namespaced_pod("default").items}
     done = run_playbook("okera.auth.rotate_system_token", "-i", str(inventory), "-e", "system_token_force=true",
-                        "-e", '{"system_token_groups": ["okera_admins", "ops"]}', "-e", "system_token_issuer=prod")
+                        "-e", '{"system_token_groups": ["okera_admins", "ops"]}', "-e", "system_token_issuer=prod",
+                        "-e", "system_token_restart_mode=delete_pods")
     assert done.returncode == 0, _output(done)[-4000:]
     new = sandbox.secret_value()
     assert new != old and _verifies_with_cluster_key(sandbox, new)
     assert _claims(new)["groups"] == ["okera_admins", "ops"] and _claims(new)["iss"] == "prod"
     assert _all_ready(sandbox)
+    pods_after = {pod.metadata.uid for pod in sandbox.core().list_namespaced_pod("default").items}
+    assert pods_after and not pods_after & pods_before, "every pod was replaced"
+    assert not any(sandbox.restart_annotations().values()), "delete_pods mode does not roll out"
+
+
+def test_several_token_keys_and_a_signing_key_kept_in_a_secret(make_sandbox, write_inventory, run_playbook):
+    sandbox = make_sandbox(token_ttl="30d")
+    old = sandbox.secret_value()
+    sandbox.core().create_namespaced_secret("default", {"metadata": {"name": "jwt-signing"}, "data": {
+        "private.pem": base64.b64encode(sandbox.signing_key.read_bytes()).decode()}})
+    inventory = write_inventory({"sandbox": {
+        "system_token_kubeconfig": str(sandbox.kubeconfig),
+        "system_token_private_key_secret": {"name": "jwt-signing", "key": "private.pem"},
+        "system_token_secret_keys": ["SYSTEM_TOKEN_0", "SYSTEM_TOKEN_1"]}})
+    done = run_playbook(ROTATE, "-i", str(inventory))
+    assert done.returncode == 0, _output(done)[-4000:]
+    assert "SYSTEM_TOKEN_0: sub=okera_system_user" in done.stdout and "more than 7d left: keep" in done.stdout
+    assert "SYSTEM_TOKEN_1: sub=- iss=- expires - (- days left), missing: rotate" in done.stdout
+    assert sandbox.secret_value() == old, "the fresh token is kept"
+    added = sandbox.secret_value("SYSTEM_TOKEN_1")
+    assert _verifies_with_cluster_key(sandbox, added)
+    # Issuer and groups come from the token that is there.
+    assert {name: _claims(added)[name] for name in ("sub", "iss", "groups")} == {
+        name: _claims(old)[name] for name in ("sub", "iss", "groups")}
 
 
 def test_check_mode_reports_and_changes_nothing(make_sandbox, write_inventory, run_playbook, tmp_path):
