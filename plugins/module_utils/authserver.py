@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,13 @@ class Settings:
     header_timeout: int = 10
     max_connections: int = 512
     no_jti: bool = False
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's cpuset, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _env(name: str) -> Optional[str]:
@@ -167,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log-format", default=None, choices=LOG_FORMATS,
         help="one line per event as text (default) or JSON; tokens are never logged")
     add("--workers", type=int, default=None,
-        help="signing threads (default: the number of CPUs)")
+        help="signing threads (default: the number of CPUs the process may use)")
     add("--no-jti", action="store_true", default=None,
         help="leave out the jti claim (a random token id, added by default)")
     add("--header-timeout", default=None,
@@ -212,7 +220,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None) -> Settings:
         no_jti=bool(args.no_jti) or _env_bool("NO_JTI"),
         file_mode=_octal_mode(pick(args.file_mode, "FILE_MODE", "0640")),
         log_format=pick(args.log_format, "LOG_FORMAT", defaults.log_format),
-        workers=integer(pick(args.workers, "WORKERS", os.cpu_count() or 1), "workers"),
+        workers=integer(pick(args.workers, "WORKERS", usable_cpus()), "workers"),
         header_timeout=parse_duration(pick(args.header_timeout, "HEADER_TIMEOUT",
                                            defaults.header_timeout)),
         max_connections=integer(pick(args.max_connections, "MAX_CONNECTIONS",
@@ -366,6 +374,20 @@ def _key_mode_warning(path: str, log: EventLog) -> None:
                     "chmod 600 it" % (path, stat.S_IMODE(mode)), path=path)
 
 
+def notify_systemd(state: str) -> None:
+    """Tell systemd (Type=notify units) about READY=1 / RELOADING=1 / STOPPING=1; else nothing."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract socket namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notifier:
+            notifier.sendto(state.encode("ascii"), address)
+    except OSError:
+        pass  # readiness is a courtesy; serving does not depend on it
+
+
 class AuthServer:
     """The daemon: the issuer, its listeners, and what signals do to them."""
 
@@ -420,7 +442,9 @@ class AuthServer:
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload(executor)))
+        notify_systemd("READY=1")
         await self.stopping.wait()
+        notify_systemd("STOPPING=1")
         self.log.event("stopping", "Stopping: finishing requests in flight")
         await server.drain()
         if deletions is not None:
@@ -458,6 +482,7 @@ class AuthServer:
     async def reload(self, executor: ThreadPoolExecutor) -> None:
         """Load the key and groups file again; on any problem keep the current ones."""
         loop = asyncio.get_running_loop()
+        notify_systemd("RELOADING=1")
         try:
             signer = await loop.run_in_executor(executor, load_signer, self.settings)
             groups = load_groups(self.settings.groups_file)
@@ -465,10 +490,12 @@ class AuthServer:
             self.metrics.key_reload_failures += 1
             self.log.error("reload_failed", "Reload failed, the previous key stays in use: %s"
                            % error)
+            notify_systemd("READY=1")
             return
         self.issuer.replace_signer(signer)
         self.issuer.groups = groups
         self.metrics.key_reloads += 1
+        notify_systemd("READY=1")
         self.log.event("reloaded", "Reloaded key kid=%s (%s)" % (signer.kid, signer.algorithm),
                        kid=signer.kid, algorithm=signer.algorithm)
 

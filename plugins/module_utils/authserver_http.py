@@ -336,6 +336,11 @@ class HttpServer:
             self.log.error("issue_failed", "Could not issue a token for %s: %s" % (user, error),
                            user=user)
             return _error(500, "could not issue a token: %s" % error)
+        except Exception as error:  # noqa: BLE001 - one request fails, the server goes on
+            self.metrics.error("internal")
+            self.log.error("internal_error", "Could not issue a token for %s: unexpected %s"
+                           % (user, type(error).__name__), user=user)
+            return _error(500, "could not issue a token: internal error")
         if self.deletions is not None:
             self.deletions.schedule(issued.path)
         self.metrics.tokens_issued += 1

@@ -36,7 +36,7 @@ def test_defaults_are_okeras():
         5001, "/tmp/tokens", "rsa512", "okera")
     assert not settings.disable_delete and settings.bind == "127.0.0.1"
     assert (settings.ttl, settings.delete_after, settings.file_mode) == (86400, 10, 0o640)
-    assert settings.log_format == "text" and settings.workers == os.cpu_count()
+    assert settings.log_format == "text" and settings.workers == len(os.sched_getaffinity(0))
 
 
 def test_short_flags_are_okeras():

@@ -143,3 +143,21 @@ def test_sigterm_exits_zero_and_stops_listening(start_daemon):
     assert daemon.stop() == 0
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+
+
+def test_systemd_is_told_ready_reloading_and_stopping(start_daemon, tmp_path):
+    address = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(15)
+    try:
+        daemon = start_daemon(env={"NOTIFY_SOCKET": address})
+        assert listener.recv(64) == b"READY=1"
+        daemon.signal(signal.SIGHUP)
+        assert [listener.recv(64), listener.recv(64)] == [b"RELOADING=1", b"READY=1"]
+        daemon.signal(signal.SIGTERM)
+        assert listener.recv(64) == b"STOPPING=1"
+        assert daemon.process.wait(20) == 0
+    finally:
+        listener.close()
+
