@@ -290,15 +290,18 @@ def test_connection_limit_answers_503_beyond_it(start_daemon):
 
 
 @pytest.mark.slow
-def test_hundreds_of_parallel_requests_get_distinct_valid_tokens(start_daemon, pem_key):
+def test_two_hundred_parallel_clients_get_distinct_valid_tokens(start_daemon, pem_key):
     daemon = start_daemon("--disable-delete")
     answers, failures = [], []
     lock = threading.Lock()
+    start_together = threading.Barrier(200)
 
     def client(number: int) -> None:
         connection = daemon.connection(timeout=60)
         try:
-            for index in range(10):
+            connection.connect()
+            start_together.wait(30)  # 200 connections open, then all ask at once
+            for _ in range(2):
                 connection.request("GET", "/user%d?format=json" % (number % 7))
                 response = connection.getresponse()
                 body = response.read()
@@ -310,7 +313,7 @@ def test_hundreds_of_parallel_requests_get_distinct_valid_tokens(start_daemon, p
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, args=(number,)) for number in range(40)]
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(200)]
     for thread in threads:
         thread.start()
     for thread in threads:
