@@ -133,7 +133,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _read_body(self):
+    def _too_large(self) -> ApiError:
+        self.close_connection = True  # the rest of the body is not read
+        return ApiError(413, "RequestEntityTooLarge", "the request is too large")
+
+    def _read_raw_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
@@ -144,13 +148,14 @@ class ApiHandler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
                 if sum(map(len, chunks)) > MAX_BODY:
-                    raise ApiError(413, "RequestEntityTooLarge", "the request is too large")
-            raw = b"".join(chunks)
-        else:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise ApiError(413, "RequestEntityTooLarge", "the request is too large")
-            raw = self.rfile.read(length) if length else b""
+                    raise self._too_large()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise self._too_large()
+        return self.rfile.read(length) if length else b""
+
+    def _parse_body(self, raw: bytes):
         if not raw.strip():
             return None
         if "protobuf" in self.headers.get("Content-Type", ""):
@@ -175,7 +180,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {name: values[-1] for name, values in parse_qs(url.query).items()}
         try:
-            body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            # Read the body first, whatever happens next, so the connection stays usable.
+            raw_body = self._read_raw_body()
             if url.path.rstrip("/") in PUBLIC_PATHS:
                 if method != "GET":
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
@@ -185,7 +191,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                     self._send_text(200, "ok")
                 return
             user = self._authenticate()
-            self._route(method, url.path, query, body, user)
+            self._route(method, url.path, query, self._parse_body(raw_body), user)
         except ApiError as error:
             self._send_json(error.code, error.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -274,11 +280,14 @@ class ApiHandler(BaseHTTPRequestHandler):
                         'group "%s"%s' % (subject, user.name, verb, rtype.plural, rtype.group, where),
                         {"name": target.name or "", "group": rtype.group, "kind": rtype.plural})
 
-    def _dry_run(self, query: Dict[str, str]) -> bool:
-        value = query.get("dryRun")
-        if value not in (None, "", "All"):
-            raise bad_request("dryRun: Unsupported value: %r: supported values: \"All\"" % value)
-        return value == "All"
+    @staticmethod
+    def _dry_run(query: Dict[str, str], options: Optional[dict] = None) -> bool:
+        """``dryRun=All`` in the query, or in the DeleteOptions body (where kubectl puts it)."""
+        values = [query["dryRun"]] if query.get("dryRun") else []
+        values += (options or {}).get("dryRun") or []
+        if any(value != "All" for value in values):
+            raise bad_request("dryRun: Unsupported value: %r: supported values: \"All\"" % values)
+        return bool(values)
 
     def _table_wanted(self) -> bool:
         accept = self.headers.get("Accept", "")
@@ -359,7 +368,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if "propagationPolicy" in query:
             options["propagationPolicy"] = query["propagationPolicy"]
         deleted = self.server.store.delete(target.rtype, target.namespace or "", target.name, options,
-                                           self._dry_run(query))
+                                           self._dry_run(query, options))
         if target.rtype is PODS:
             self._send_json(200, deleted)  # pods answer with the object, like graceful deletion
             return
@@ -370,7 +379,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                               "details": details})
 
     def _deletecollection(self, target: Target, query: Dict[str, str], body) -> None:
-        store, dry_run = self.server.store, self._dry_run(query)
+        store, dry_run = self.server.store, self._dry_run(query, body)
         with store.batch():
             items, _revision = store.list(target.rtype, target.namespace,
                                           query.get("labelSelector"), query.get("fieldSelector"))

@@ -93,3 +93,10 @@ def test_scale_and_get_all(kubectl, ready_sandbox):
                what="two planners")
     out = _ok(kubectl("get", "all"))
     assert "deployment.apps/cerebro-planner" in out and "statefulset.apps/cerebro-worker" in out
+
+
+def test_server_dry_run_delete_keeps_the_secrets(kubectl, ready_sandbox):
+    out = _ok(kubectl("delete", "secret", "--all", "--dry-run=server"))
+    assert "(server dry run)" in out
+    assert [secret["metadata"]["name"] for secret in json.loads(_ok(kubectl("get", "secrets", "-o", "json")))[
+        "items"]] == ["okera-config", "secrets"]
