@@ -91,15 +91,14 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _build_server(args: argparse.Namespace, state: StateDir,
-                  log: Optional[Callable[[str], None]]) -> SandboxServer:
+def _build_server(args: argparse.Namespace, state: StateDir, log: Callable[[str], None]) -> SandboxServer:
     settings = state.settings()
     use_tls = settings.tls if args.tls is None else args.tls
     context = server_context(*state.ensure_certificates()) if use_tls else None
     try:
         server = SandboxServer(state.store(), state.users(settings), port=args.port, ssl_context=context,
                                start_delay=args.pod_start_delay, crash_backoff=args.crash_backoff,
-                               access_log=log)
+                               log=log, log_requests=args.verbose)
     except OSError as error:
         raise SandboxError("cannot listen on 127.0.0.1:%d: %s (give another --port, or 0 for a free one)"
                            % (args.port, error.strerror)) from None
@@ -136,7 +135,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                            % (state.root, record["url"], record["pid"]))
     if args.background:
         return _serve_in_background(args, state, out)
-    server = _build_server(args, state, _log_to(sys.stderr) if args.verbose else None)
+    server = _build_server(args, state, _log_to(sys.stderr))
     out.write("%s: serving %s (kubeconfig %s); stop with Ctrl-C\n"
               % (PROGRAM, server.url, server.kubeconfig_path))
     out.flush()
@@ -166,7 +165,7 @@ def _serve_in_background(args: argparse.Namespace, state: StateDir, out: TextIO)
         with open(state.log, "a", encoding="utf-8") as log_stream, os.fdopen(write_end, "w") as pipe:
             os.chmod(state.log, 0o600)
             try:
-                server = _build_server(args, state, _log_to(log_stream) if args.verbose else None)
+                server = _build_server(args, state, _log_to(log_stream))
             except OkeraAuthError as error:
                 pipe.write(str(error))
                 raise SystemExit(1) from None
@@ -267,7 +266,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds from a pod's creation to its containers' start (default 0.5)")
     parser.add_argument("--crash-backoff", type=float, default=2.0,
                         help="seconds before a crashed container is restarted (default 2)")
-    parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--verbose", action="store_true", help="log every request, not only errors")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,7 +86,8 @@ class Controllers:
             if owners and not any(reference.get("uid") in live for reference in owners):
                 self.store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
-    def _create_pod(self, rtype: ResourceType, workload: dict, name: str, labels: dict) -> None:
+    def _create_pod(self, rtype: ResourceType, workload: dict, name: str, labels: dict,
+                    **spec_fields: str) -> None:
         template = copy.deepcopy(workload["spec"]["template"])
         template_meta = template.get("metadata") or {}
         meta = {"name": name, "namespace": workload["metadata"]["namespace"],
@@ -97,7 +98,7 @@ class Controllers:
                                      "controller": True, "blockOwnerDeletion": True}]}
         if template_meta.get("annotations"):
             meta["annotations"] = dict(template_meta["annotations"])
-        spec = dict(template["spec"], nodeName=NODE_NAME)
+        spec = dict(template["spec"], nodeName=NODE_NAME, **spec_fields)
         self.store.create(PODS, meta["namespace"], {"metadata": meta, "spec": spec})
 
     def _delete_pod(self, pod: dict) -> None:
@@ -188,15 +189,18 @@ class Controllers:
         pods = {pod["metadata"]["name"]: pod for pod in _owned_pods(self.store, statefulset)}
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
         names = ["%s-%d" % (name, ordinal) for ordinal in range(replicas)]
-        for extra in sorted(set(pods) - set(names), reverse=True):
+        for extra in sorted(set(pods) - set(names), key=_ordinal, reverse=True):
             self._delete_pod(pods.pop(extra))
             if ordered:
                 break
         for pod_name in names:
             if pod_name not in pods:
+                identity = {"hostname": pod_name}
+                if spec.get("serviceName"):
+                    identity["subdomain"] = spec["serviceName"]
                 self._create_pod(rtype, statefulset, pod_name, {
                     REVISION_LABEL: update_revision, "statefulset.kubernetes.io/pod-name": pod_name,
-                    "apps.kubernetes.io/pod-index": pod_name.rsplit("-", 1)[1]})
+                    "apps.kubernetes.io/pod-index": str(_ordinal(pod_name))}, **identity)
                 if ordered:
                     break
             elif ordered and not is_running_and_ready(pods[pod_name]):
@@ -266,6 +270,11 @@ class Controllers:
                                       "numberUnavailable": max(1 - ready, 0)}))
         self.store.write_status(DAEMONSETS, daemonset["metadata"]["namespace"],
                                 daemonset["metadata"]["name"], status)
+
+
+def _ordinal(pod_name: str) -> int:
+    suffix = pod_name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
 
 
 def _epoch(text: str) -> float:

@@ -104,8 +104,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         super().setup()
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
-        if self.server.access_log is not None:
-            self.server.access_log("%s %s" % (self.address_string(), format % args))
+        if self.server.log_requests:
+            self.server.log("%s %s" % (self.address_string(), format % args))
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -197,9 +197,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as error:  # the client gets a 500, never a traceback
-            if self.server.access_log is not None:
-                self.server.access_log("internal error on %s %s: %s"
-                                       % (method, url.path, type(error).__name__))
+            self.server.log("internal error on %s %s: %s" % (method, url.path, type(error).__name__))
             self._send_json(500, ApiError(500, "InternalError",
                                           "an internal error occurred: %s" % type(error).__name__).status())
 
@@ -453,17 +451,17 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address: Tuple[str, int], store: Store, users: List[Tuple[str, User]],
-                 access_log: Optional[Callable[[str], None]] = None) -> None:
+                 log: Optional[Callable[[str], None]] = None, log_requests: bool = False) -> None:
         super().__init__(address, ApiHandler)
         self.store = store
         self.users = users
-        self.access_log = access_log
+        self.log = log or (lambda line: None)
+        self.log_requests = log is not None and log_requests
         self.stopping = threading.Event()
 
     def handle_error(self, request, client_address) -> None:
         # Failed TLS handshakes and dropped connections are the client's business: one line, no trace.
-        if self.access_log is not None:
-            self.access_log("connection from %s:%d failed" % client_address[:2])
+        self.log("connection from %s:%d failed" % client_address[:2])
 
 
 class SandboxServer:
@@ -472,9 +470,10 @@ class SandboxServer:
     def __init__(self, store: Store, users: List[Tuple[str, User]], host: str = "127.0.0.1",
                  port: int = 0, ssl_context: Optional[ssl.SSLContext] = None,
                  start_delay: float = 0.5, crash_backoff: float = 2.0, tick: float = 0.1,
-                 access_log: Optional[Callable[[str], None]] = None) -> None:
+                 log: Optional[Callable[[str], None]] = None, log_requests: bool = False) -> None:
+        """``log`` takes errors (and every request with ``log_requests``); None discards them."""
         self.store = store
-        self.httpd = SandboxHTTPServer((host, port), store, users, access_log)
+        self.httpd = SandboxHTTPServer((host, port), store, users, log, log_requests)
         if ssl_context is not None:
             # The handshake happens in the request thread, so a slow client never blocks accept().
             self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True,
@@ -507,8 +506,7 @@ class SandboxServer:
             try:
                 self.step()
             except ApiError as error:
-                if self.httpd.access_log is not None:
-                    self.httpd.access_log("simulation: %s" % error.message)
+                self.httpd.log("simulation: %s" % error.message)
 
     def _serve(self) -> None:
         self.httpd.serve_forever(poll_interval=0.1)  # so that stop() returns quickly
