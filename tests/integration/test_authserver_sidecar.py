@@ -1,19 +1,27 @@
-"""The authserver_sidecar role, run by ansible-playbook through playbooks/render_sidecar.yml."""
+"""The authserver_sidecar role, run by ansible-playbook.
+
+Most cases are the hosts of one inventory (tests/integration/playbooks/render_sidecar_per_host.yml):
+one ansible-playbook run renders every shape, and another refuses every bad variable, so the
+module costs two runs instead of forty. The runs of playbooks/render_sidecar.yml itself check what
+one run shows: idempotence, check mode, the key kept out of the output, applying to a cluster.
+"""
 from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import jwt
 import pytest
@@ -23,40 +31,122 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO_ROOT / "playbooks" / "render_sidecar.yml"
+PER_HOST_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "render_sidecar_per_host.yml"
 TUTORIAL_VARS = REPO_ROOT / "roles" / "authserver_sidecar" / "files" / "tutorial_service.yml"
 KUBERNETES_VERSION = "1.32.0"  # the API version the sandbox serves; the schemas ship with kubernetes-validate
+DAEMON_GROUP = os.getgid() or 2000  # root may chown token files to any group; others only to their own
 
 
-def _vars_file(workdir: Path, key_file: Path, variables: Dict[str, Any]) -> Path:
-    """The tutorial's variables updated by `variables` (None removes one), writing into workdir / "out"."""
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class _Health:
+    """A /healthz on 127.0.0.1 that answers with a chosen status, to run the rendered probe against."""
+
+    def __init__(self, status: int) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                self.send_response(status if self.path == "/healthz" else 404)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def health_ports() -> Iterator[Dict[str, int]]:
+    """Ports answering /healthz with 200 and with 503, and one where nothing listens."""
+    healthy, failing = _Health(200), _Health(503)
+    try:
+        yield {"healthy": healthy.port, "failing": failing.port, "closed": _free_port()}
+    finally:
+        healthy.close()
+        failing.close()
+
+
+def _tutorial_vars(key_file: Path, output_dir: Path) -> Dict[str, Any]:
     merged = yaml.safe_load(TUTORIAL_VARS.read_text())
-    merged.update({"authserver_sidecar_private_key_file": str(key_file),
-                   "authserver_sidecar_output_dir": str(workdir / "out")})
-    merged.update(variables)
-    path = workdir / "vars.json"
-    path.write_text(json.dumps({name: value for name, value in merged.items() if value is not None}))
-    return path
+    merged.update(authserver_sidecar_private_key_file=str(key_file), authserver_sidecar_output_dir=str(output_dir))
+    return merged
 
 
-@pytest.fixture(name="render")
-def render_fixture(run_playbook, tmp_path, key_dir):
-    """render(variables, *args): one run of playbooks/render_sidecar.yml writing into tmp_path / "out"."""
-    return lambda variables, *args: run_playbook(
-        PLAYBOOK, "-e", "@%s" % _vars_file(tmp_path, key_dir / "private.pem", variables), *args)
+def _run_per_host(workdir: Path, collections: Path, key_file: Path,
+                  cases: Dict[str, Dict[str, Any]]) -> subprocess.CompletedProcess:
+    """One run of the per-host playbook; host CASE has the tutorial's variables updated by cases[CASE]
+    and writes into workdir / CASE."""
+    hosts = {case: dict(_tutorial_vars(key_file, workdir / case), ansible_connection="local",
+                        ansible_python_interpreter=sys.executable, **variables)
+             for case, variables in cases.items()}
+    inventory = workdir / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_FORKS="8")
+    return subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
+                           str(PER_HOST_PLAYBOOK)], capture_output=True, text=True, env=env, timeout=600)
 
 
-def _recap(done: subprocess.CompletedProcess) -> Dict[str, int]:
-    match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", done.stdout)
-    assert match, done.stdout + done.stderr
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+def _failure_messages(output: str) -> Dict[str, List[str]]:
+    """The `msg` of every failed result of each host, from the default callback's one-line results."""
+    found: Dict[str, List[str]] = {}
+    for host, result in re.findall(r"^(?:fatal|failed): \[([^\]]+)\].*? => (\{.*\})$", output, re.MULTILINE):
+        found.setdefault(host, []).append(json.loads(result).get("msg", ""))
+    return found
+
+
+RENDERED_CASES: Dict[str, Dict[str, Any]] = {
+    "tutorial": {},
+    "deployment": {"authserver_sidecar_kind": "Deployment", "authserver_sidecar_replicas": 2},
+    "native_deployment": {"authserver_sidecar_kind": "Deployment", "authserver_sidecar_native_sidecar": True},
+    "native_pod": {"authserver_sidecar_native_sidecar": True},
+    "key_content": {"authserver_sidecar_private_key_file": "", "authserver_sidecar_private_key_content": "KEY TEXT",
+                    "authserver_sidecar_private_key_passphrase": "s3cret words"},
+    "options": {"authserver_sidecar_issuer": "okera-prod", "authserver_sidecar_audience": ["okera", "presto"],
+                "authserver_sidecar_claims": {"groups": ["analysts"], "tier": 2},
+                "authserver_sidecar_token_dir": "/tmp/tokens/users", "authserver_sidecar_port": 6001,
+                "authserver_sidecar_extra_args": ["--disable-delete"],
+                "authserver_sidecar_extra_env": [{"name": "TZ", "value": "UTC"}]},
+    "service": {"authserver_sidecar_service_container": {
+        "name": "app", "image": "example/app:1", "env": [{"name": "MODE", "value": "batch"}],
+        "securityContext": {"runAsUser": 4242}}},
+    "names": {"authserver_sidecar_kind": "Deployment", "authserver_sidecar_workload_name": "reporting",
+              "authserver_sidecar_namespace": "analytics", "authserver_sidecar_secret_name": "reporting.jwt-key",
+              "authserver_sidecar_container_name": "tokens-daemon", "authserver_sidecar_labels": {"team": "bi"},
+              "authserver_sidecar_pod_annotations": {"example.com/owner": "bi"}},
+    "no_secret": {"authserver_sidecar_render_secret": False},
+    "python313": {"authserver_sidecar_base_image": "python:3.13-slim"},
+    "daemon": {"authserver_sidecar_fs_group": DAEMON_GROUP},  # its port is chosen when the module runs
+    "probe_healthy": {}, "probe_failing": {}, "probe_closed": {},  # ports from health_ports
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, collections_path, key_dir, health_ports) -> Dict[str, Path]:
+    """Every case of RENDERED_CASES rendered by one playbook run: case -> its output directory."""
+    workdir = tmp_path_factory.mktemp("rendered")
+    cases = dict(RENDERED_CASES, daemon=dict(RENDERED_CASES["daemon"], authserver_sidecar_port=_free_port()),
+                 **{"probe_" + name: {"authserver_sidecar_port": port} for name, port in health_ports.items()})
+    done = _run_per_host(workdir, collections_path, key_dir / "private.pem", cases)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {case: workdir / case for case in cases}
 
 
 def _documents(path: Path) -> List[Dict[str, Any]]:
     return [document for document in yaml.safe_load_all(path.read_text()) if document]
 
 
-def _by_kind(documents: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    return {document["kind"]: document for document in documents}
+def _objects(rendered: Dict[str, Path], case: str, service: str = "token-client") -> Dict[str, Dict[str, Any]]:
+    return {document["kind"]: document for document in _documents(rendered[case] / (service + ".yml"))}
 
 
 def _pod_spec(workload: Dict[str, Any]) -> Dict[str, Any]:
@@ -71,29 +161,28 @@ def _env(container: Dict[str, Any]) -> Dict[str, str]:
     return {entry["name"]: entry["value"] for entry in container["env"]}
 
 
-@pytest.fixture(name="tutorial")
-def tutorial_fixture(render, tmp_path) -> List[Dict[str, Any]]:
-    """The objects rendered from the tutorial's variables alone."""
-    done = render({})
-    assert done.returncode == 0, done.stdout + done.stderr
-    return _documents(tmp_path / "out" / "token-client.yml")
+def _pod(rendered: Dict[str, Path], case: str) -> Tuple[Dict[str, Any], Dict[str, Dict[str, Any]]]:
+    """The tutorial Pod's spec and its containers by name."""
+    spec = _objects(rendered, case)["Pod"]["spec"]
+    return spec, _containers(spec)
 
 
-def test_tutorial_service_validates_against_kubernetes_schemas(tutorial):
-    assert [document["kind"] for document in tutorial] == ["Secret", "Pod"]
-    for document in tutorial:
+@pytest.mark.parametrize("case", sorted(RENDERED_CASES))
+def test_every_case_validates_against_kubernetes_schemas(rendered, case):
+    documents = _documents(next(rendered[case].glob("*.yml")))
+    assert documents
+    for document in documents:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("kind, native", [("Deployment", False), ("Deployment", True), ("Pod", True)])
-def test_each_shape_validates_against_kubernetes_schemas(render, tmp_path, kind, native):
-    done = render({"authserver_sidecar_kind": kind, "authserver_sidecar_native_sidecar": native,
-                   "authserver_sidecar_replicas": 2})
-    assert done.returncode == 0, done.stdout + done.stderr
-    documents = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))
-    for document in documents.values():
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
-    spec = _pod_spec(documents[kind])
+def test_tutorial_renders_a_secret_and_a_pod(rendered):
+    assert [document["kind"] for document in _documents(rendered["tutorial"] / "token-client.yml")] == ["Secret", "Pod"]
+
+
+@pytest.mark.parametrize("case, kind, native", [("deployment", "Deployment", False), ("native_deployment", "Deployment", True),
+                                                ("native_pod", "Pod", True), ("tutorial", "Pod", False)])
+def test_shapes_place_the_daemon_as_container_or_native_sidecar(rendered, case, kind, native):
+    spec = _pod_spec(_objects(rendered, case)[kind])
     if native:
         assert [c["name"] for c in spec["initContainers"]] == ["authserver"]
         assert spec["initContainers"][0]["restartPolicy"] == "Always"
@@ -101,46 +190,41 @@ def test_each_shape_validates_against_kubernetes_schemas(render, tmp_path, kind,
     else:
         assert "initContainers" not in spec
         assert [c["name"] for c in spec["containers"]] == ["authserver", "client"]
-    if kind == "Deployment":
-        workload = documents["Deployment"]
-        assert workload["spec"]["replicas"] == 2
-        assert workload["spec"]["selector"]["matchLabels"].items() <= workload["spec"]["template"]["metadata"]["labels"].items()
 
 
-def test_secret_holds_the_key_file_base64(tutorial, rsa_key_pem):
-    secret = _by_kind(tutorial)["Secret"]
+def test_deployment_selects_its_own_pods(rendered):
+    deployment = _objects(rendered, "deployment")["Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_secret_holds_the_key_file_base64(rendered, rsa_key_pem):
+    secret = _objects(rendered, "tutorial")["Secret"]
     assert secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["private.pem"]) == rsa_key_pem
     assert secret["metadata"]["name"] == "token-client-authserver-key"
 
 
-def test_pod_carries_the_key_hash_so_a_new_key_rolls_it(tutorial, render, tmp_path, rsa_key_pem):
-    annotations = _by_kind(tutorial)["Pod"]["metadata"]["annotations"]
-    assert annotations["okera.auth/private-key-sha256"] == hashlib.sha256(rsa_key_pem).hexdigest()
-    done = render({"authserver_sidecar_private_key_file": "", "authserver_sidecar_private_key_content": "OTHER KEY"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    other = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["metadata"]["annotations"]
-    assert other["okera.auth/private-key-sha256"] == hashlib.sha256(b"OTHER KEY").hexdigest()
+def test_pod_carries_the_key_hash_so_a_new_key_rolls_it(rendered, rsa_key_pem):
+    annotation = "okera.auth/private-key-sha256"
+    assert _objects(rendered, "tutorial")["Pod"]["metadata"]["annotations"][annotation] == hashlib.sha256(rsa_key_pem).hexdigest()
+    assert _objects(rendered, "key_content")["Pod"]["metadata"]["annotations"][annotation] == hashlib.sha256(b"KEY TEXT").hexdigest()
 
 
-def test_key_content_and_passphrase_go_into_the_secret(render, tmp_path):
-    done = render({"authserver_sidecar_private_key_file": "", "authserver_sidecar_private_key_content": "KEY TEXT",
-                   "authserver_sidecar_private_key_passphrase": "s3cret words"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    documents = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))
-    data = documents["Secret"]["data"]
+def test_key_content_and_passphrase_go_into_the_secret(rendered):
+    objects = _objects(rendered, "key_content")
+    data = objects["Secret"]["data"]
     assert base64.b64decode(data["private.pem"]) == b"KEY TEXT"
     assert base64.b64decode(data["passphrase"]) == b"s3cret words"
-    env = _env(_containers(documents["Pod"]["spec"])["authserver"])
+    env = _env(_containers(objects["Pod"]["spec"])["authserver"])
     assert env["OKERA_AUTHSERVER_PRIVATE_KEY_PASSPHRASE_FILE"] == "/etc/okera-authserver/passphrase"
 
 
-def test_containers_share_the_token_volume_and_only_the_daemon_sees_the_key(tutorial):
-    spec = _by_kind(tutorial)["Pod"]["spec"]
+def test_containers_share_the_token_volume_and_only_the_daemon_sees_the_key(rendered):
+    spec, containers = _pod(rendered, "tutorial")
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     assert volumes["tokens"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Mi"}
     assert volumes["authserver-key"]["secret"] == {"secretName": "token-client-authserver-key", "defaultMode": 0o400}
-    containers = _containers(spec)
     daemon_mounts = {mount["name"]: mount for mount in containers["authserver"]["volumeMounts"]}
     service_mounts = {mount["name"]: mount for mount in containers["client"]["volumeMounts"]}
     assert daemon_mounts["tokens"]["mountPath"] == service_mounts["tokens"]["mountPath"] == "/tmp/tokens"
@@ -151,10 +235,9 @@ def test_containers_share_the_token_volume_and_only_the_daemon_sees_the_key(tuto
     assert "authserver-key" not in service_mounts
 
 
-def test_daemon_env_follows_the_contract(tutorial):
-    spec = _by_kind(tutorial)["Pod"]["spec"]
-    env = _env(_containers(spec)["authserver"])
-    assert env == {
+def test_daemon_env_follows_the_contract(rendered):
+    spec, containers = _pod(rendered, "tutorial")
+    assert _env(containers["authserver"]) == {
         "OKERA_AUTHSERVER_PORT": "5001",
         "OKERA_AUTHSERVER_BIND": "127.0.0.1",
         "OKERA_AUTHSERVER_DIRECTORY": "/tmp/tokens",
@@ -170,14 +253,8 @@ def test_daemon_env_follows_the_contract(tutorial):
     }
 
 
-def test_optional_daemon_settings_reach_its_env(render, tmp_path):
-    done = render({"authserver_sidecar_issuer": "okera-prod", "authserver_sidecar_audience": ["okera", "presto"],
-                   "authserver_sidecar_claims": {"groups": ["analysts"], "tier": 2},
-                   "authserver_sidecar_token_dir": "/tmp/tokens/users", "authserver_sidecar_port": 6001,
-                   "authserver_sidecar_extra_args": ["--disable-delete"],
-                   "authserver_sidecar_extra_env": [{"name": "TZ", "value": "UTC"}]})
-    assert done.returncode == 0, done.stdout + done.stderr
-    containers = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])
+def test_optional_daemon_settings_reach_its_env(rendered):
+    _, containers = _pod(rendered, "options")
     env = _env(containers["authserver"])
     assert env["OKERA_AUTHSERVER_ISSUER"] == "okera-prod"
     assert env["OKERA_AUTHSERVER_AUDIENCE"] == "okera,presto"
@@ -190,12 +267,9 @@ def test_optional_daemon_settings_reach_its_env(render, tmp_path):
     assert _env(containers["client"])["OKERA_AUTHSERVER_URL"] == "http://127.0.0.1:6001"
 
 
-def test_service_env_points_at_the_daemon_before_its_own_env(render, tmp_path):
-    done = render({"authserver_sidecar_service_container": {
-        "name": "app", "image": "example/app:1", "env": [{"name": "MODE", "value": "batch"}],
-        "securityContext": {"runAsUser": 4242}}})
-    assert done.returncode == 0, done.stdout + done.stderr
-    service = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])["app"]
+def test_service_env_points_at_the_daemon_before_its_own_env(rendered):
+    _, containers = _pod(rendered, "service")
+    service = containers["app"]
     assert [entry["name"] for entry in service["env"]] == [
         "OKERA_AUTHSERVER_HOST", "OKERA_AUTHSERVER_PORT", "OKERA_AUTHSERVER_URL", "OKERA_AUTHSERVER_TOKEN_DIR", "MODE"]
     assert _env(service)["OKERA_AUTHSERVER_HOST"] == "127.0.0.1"
@@ -203,8 +277,9 @@ def test_service_env_points_at_the_daemon_before_its_own_env(render, tmp_path):
     assert service["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_probes_run_on_loopback_healthz(tutorial):
-    daemon = _containers(_by_kind(tutorial)["Pod"]["spec"])["authserver"]
+def test_probes_run_on_loopback_healthz(rendered):
+    _, containers = _pod(rendered, "tutorial")
+    daemon = containers["authserver"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         command = daemon[probe]["exec"]["command"]
         assert command[:2] == ["python", "-c"]
@@ -212,50 +287,12 @@ def test_probes_run_on_loopback_healthz(tutorial):
         assert daemon[probe]["timeoutSeconds"] <= daemon[probe]["periodSeconds"]
 
 
-class _Health:
-    """A /healthz on 127.0.0.1 that answers with a chosen status, to run the rendered probe against."""
-
-    def __init__(self, status: int) -> None:
-        import http.server
-        import threading
-
-        status_code = status
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                self.send_response(status_code if self.path == "/healthz" else 404)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.mark.parametrize("status, healthy", [(200, True), (503, False), (None, False)])
-def test_rendered_probe_passes_only_on_a_healthy_answer(render, tmp_path, status, healthy):
-    health = _Health(status or 200)
-    port = health.port
-    if status is None:  # nothing listens on the port any more
-        health.close()
-        health = None
-    try:
-        done = render({"authserver_sidecar_port": port})
-        assert done.returncode == 0, done.stdout + done.stderr
-        daemon = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])["authserver"]
-        command = daemon["readinessProbe"]["exec"]["command"]
-        probe = subprocess.run([sys.executable, *command[1:]], capture_output=True, timeout=10)
-        assert (probe.returncode == 0) is healthy
-    finally:
-        if health:
-            health.close()
+@pytest.mark.parametrize("case, healthy", [("probe_healthy", True), ("probe_failing", False), ("probe_closed", False)])
+def test_rendered_probe_passes_only_on_a_healthy_answer(rendered, case, healthy):
+    _, containers = _pod(rendered, case)
+    command = containers["authserver"]["readinessProbe"]["exec"]["command"]
+    probe = subprocess.run([sys.executable, *command[1:]], capture_output=True, timeout=10)
+    assert (probe.returncode == 0) is healthy
 
 
 @pytest.fixture(scope="session")
@@ -266,21 +303,12 @@ def daemon_pythonpath(tmp_path_factory) -> Path:
     return directory
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(render, tmp_path, key_dir, daemon_pythonpath,
+def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(rendered, tmp_path, key_dir, daemon_pythonpath,
                                                                    rsa_private_key):
     """The daemon started with the auth-server container's env (key and token paths moved into
     tmp_path) passes the rendered probe and hands out tokens where the service's env says."""
-    group = os.getgid() or 2000  # root may chown to any group; others only to their own
-    done = render({"authserver_sidecar_port": _free_port(), "authserver_sidecar_fs_group": group})
-    assert done.returncode == 0, done.stdout + done.stderr
-    containers = _containers(_by_kind(_documents(tmp_path / "out" / "token-client.yml"))["Pod"]["spec"])
+    _, containers = _pod(rendered, "daemon")
     daemon_env, service_env = _env(containers["authserver"]), _env(containers["client"])
     token_dir = tmp_path / service_env["OKERA_AUTHSERVER_TOKEN_DIR"].lstrip("/")
     token_dir.mkdir(parents=True)
@@ -299,7 +327,7 @@ def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(render, tmp
             path = Path(answer.read().decode())
         assert path.parent == token_dir
         status = path.stat()
-        assert (oct(status.st_mode & 0o777), status.st_gid) == ("0o640", group)
+        assert (oct(status.st_mode & 0o777), status.st_gid) == ("0o640", DAEMON_GROUP)
         claims = jwt.decode(path.read_text().strip(), rsa_private_key.public_key(), algorithms=["RS512"])
         assert claims["sub"] == "analyst"
     finally:
@@ -308,32 +336,25 @@ def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(render, tmp
     assert daemon.returncode == 0, output
 
 
-def test_security_contexts_are_restricted(tutorial):
-    spec = _by_kind(tutorial)["Pod"]["spec"]
+def test_security_contexts_are_restricted(rendered):
+    spec, containers = _pod(rendered, "tutorial")
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
-    fs_group = spec["securityContext"]["fsGroup"]
-    for container in _containers(spec).values():
+    for container in containers.values():
         context = container["securityContext"]
         assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
         assert context["allowPrivilegeEscalation"] is False
         assert context["readOnlyRootFilesystem"] is True
         assert context["capabilities"] == {"drop": ["ALL"]}
         assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    daemon = _containers(spec)["authserver"]
-    assert daemon["securityContext"]["runAsGroup"] == fs_group
-    assert set(daemon["resources"]) == {"requests", "limits"}
+    assert containers["authserver"]["securityContext"]["runAsGroup"] == spec["securityContext"]["fsGroup"]
+    assert set(containers["authserver"]["resources"]) == {"requests", "limits"}
 
 
-def test_labels_and_names_can_be_set(render, tmp_path):
-    done = render({"authserver_sidecar_kind": "Deployment", "authserver_sidecar_workload_name": "reporting",
-                   "authserver_sidecar_namespace": "analytics", "authserver_sidecar_secret_name": "reporting.jwt-key",
-                   "authserver_sidecar_container_name": "tokens-daemon", "authserver_sidecar_labels": {"team": "bi"},
-                   "authserver_sidecar_pod_annotations": {"example.com/owner": "bi"}})
-    assert done.returncode == 0, done.stdout + done.stderr
-    documents = _by_kind(_documents(tmp_path / "out" / "token-client.yml"))
-    deployment, secret = documents["Deployment"], documents["Secret"]
+def test_labels_and_names_can_be_set(rendered):
+    objects = _objects(rendered, "names")
+    deployment, secret = objects["Deployment"], objects["Secret"]
     assert deployment["metadata"]["name"] == "reporting"
     assert {deployment["metadata"]["namespace"], secret["metadata"]["namespace"]} == {"analytics"}
     assert deployment["metadata"]["labels"]["team"] == secret["metadata"]["labels"]["team"] == "bi"
@@ -344,12 +365,107 @@ def test_labels_and_names_can_be_set(render, tmp_path):
     assert "tokens-daemon" in _containers(template["spec"])
 
 
-def test_secret_can_be_left_out_of_the_file(render, tmp_path, rsa_key_pem):
-    done = render({"authserver_sidecar_render_secret": False})
-    assert done.returncode == 0, done.stdout + done.stderr
-    text = (tmp_path / "out" / "token-client.yml").read_text()
-    assert [document["kind"] for document in _documents(tmp_path / "out" / "token-client.yml")] == ["Pod"]
-    assert base64.b64encode(rsa_key_pem).decode()[:40] not in text
+def test_secret_can_be_left_out_of_the_file(rendered, rsa_key_pem):
+    path = rendered["no_secret"] / "token-client.yml"
+    assert [document["kind"] for document in _documents(path)] == ["Pod"]
+    assert base64.b64encode(rsa_key_pem).decode()[:40] not in path.read_text()
+
+
+def test_containerfile_installs_the_wheel_and_runs_the_daemon(rendered):
+    text = (rendered["python313"] / "Containerfile.okera-authserver").read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "FROM python:3.13-slim AS wheels"
+    assert "RUN pip wheel --no-cache-dir --wheel-dir /wheels ." in lines
+    assert "FROM python:3.13-slim" in lines
+    assert any("pip install --no-cache-dir --no-index --find-links /wheels okera-auth" in line for line in lines)
+    assert "USER 65532:2000" in lines
+    assert lines[-1] == 'ENTRYPOINT ["okera-authserver"]'
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
+        for path in source.split():
+            assert (REPO_ROOT / path).exists(), "the Containerfile copies %s, missing from the repository" % path
+
+
+REFUSED_CASES: Dict[str, Tuple[Dict[str, Any], str]] = {
+    "no_key": ({"authserver_sidecar_private_key_file": ""},
+               "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
+    "two_keys": ({"authserver_sidecar_private_key_content": "KEY"},
+                 "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
+    "missing_key_file": ({"authserver_sidecar_private_key_file": "/nonexistent/key.pem"},
+                         "authserver_sidecar_private_key_file /nonexistent/key.pem is not a file on the controller"),
+    "port_too_high": ({"authserver_sidecar_port": 70000},
+                      "authserver_sidecar_port is 70000; give a TCP port from 1 to 65535."),
+    "port_zero": ({"authserver_sidecar_port": 0}, "authserver_sidecar_port is 0; give a TCP port from 1 to 65535."),
+    "token_dir_elsewhere": ({"authserver_sidecar_token_dir": "/var/tokens"},
+                            "authserver_sidecar_token_dir /var/tokens is not inside the shared token volume"),
+    "token_dir_sibling": ({"authserver_sidecar_token_dir": "/tmp/tokens-other"},
+                          "authserver_sidecar_token_dir /tmp/tokens-other is not inside the shared token volume"),
+    "token_dir_escapes": ({"authserver_sidecar_token_dir": "/tmp/tokens/../etc"},
+                          "authserver_sidecar_token_dir /tmp/tokens/../etc is not inside the shared token volume"),
+    "service_name": ({"authserver_sidecar_service_name": "Token_Client"},
+                     "authserver_sidecar_service_name is 'Token_Client'; it must be a DNS-1123 label"),
+    "namespace_too_long": ({"authserver_sidecar_namespace": "a" * 64}, "authserver_sidecar_namespace is '" + "a" * 64),
+    "secret_name": ({"authserver_sidecar_secret_name": "bad..name"},
+                    "authserver_sidecar_secret_name is 'bad..name'; it must be a DNS-1123 subdomain"),
+    "bind_all": ({"authserver_sidecar_bind": "0.0.0.0"}, "the auth server accepts only loopback addresses"),
+    "key_in_tokens": ({"authserver_sidecar_key_mount_path": "/tmp/tokens/key"},
+                      "must be an absolute path outside the token volume"),
+    "no_image": ({"authserver_sidecar_service_container": {"name": "client"}},
+                 "authserver_sidecar_service_container has no image"),
+    "same_names": ({"authserver_sidecar_service_container": {"name": "authserver", "image": "x"}}, "need distinct names"),
+    "root_group": ({"authserver_sidecar_fs_group": 0}, "authserver_sidecar_fs_group is 0; give a numeric id above 0"),
+    # Refused by Ansible's validation against meta/argument_specs.yml, before the preflight.
+    "kind": ({"authserver_sidecar_kind": "StatefulSet"},
+             "value of authserver_sidecar_kind must be one of: Deployment, Pod, got: StatefulSet"),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory, collections_path, key_dir) -> Tuple[Dict[str, List[str]], Path]:
+    """Every case of REFUSED_CASES run by one playbook run: the failure messages by case, and the workdir."""
+    workdir = tmp_path_factory.mktemp("refused")
+    done = _run_per_host(workdir, collections_path, key_dir / "private.pem",
+                         {case: variables for case, (variables, _) in REFUSED_CASES.items()})
+    assert done.returncode != 0
+    assert "Traceback" not in done.stdout + done.stderr
+    return _failure_messages(done.stdout), workdir
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_CASES))
+def test_bad_variables_fail_with_a_clear_message_before_rendering(refused, case):
+    messages, workdir = refused
+    expected = REFUSED_CASES[case][1]
+    assert any(expected in message for message in messages.get(case, [])), messages.get(case)
+    if case != "kind":  # Ansible's own argument validation heads its message with a line of its own
+        assert all("\n" not in message for message in messages[case])
+    assert not (workdir / case).exists()
+
+
+def _vars_file(workdir: Path, key_file: Path, variables: Dict[str, Any]) -> Path:
+    """The tutorial's variables updated by `variables`, writing into workdir / "out"."""
+    path = workdir / "vars.json"
+    path.write_text(json.dumps(dict(_tutorial_vars(key_file, workdir / "out"), **variables)))
+    return path
+
+
+@pytest.fixture(name="render")
+def render_fixture(run_playbook, tmp_path, key_dir):
+    """render(variables, *args): one run of playbooks/render_sidecar.yml writing into tmp_path / "out"."""
+    return lambda variables, *args: run_playbook(
+        PLAYBOOK, "-e", "@%s" % _vars_file(tmp_path, key_dir / "private.pem", variables), *args)
+
+
+def _recap(done: subprocess.CompletedProcess) -> Dict[str, int]:
+    match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", done.stdout)
+    assert match, done.stdout + done.stderr
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+
+
+def test_missing_key_stops_the_playbook_with_one_line(render, tmp_path):
+    done = render({"authserver_sidecar_private_key_file": ""})
+    assert done.returncode != 0
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("fatal:")]
+    assert "exactly one of authserver_sidecar_private_key_file" in line
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
@@ -368,41 +484,6 @@ def test_same_variables_render_identically_twice(render, tmp_path):
     assert _recap(third)["changed"] == 1  # only the manifest file
 
 
-@pytest.mark.parametrize("variables, message", [
-    ({"authserver_sidecar_private_key_file": ""},
-     "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
-    ({"authserver_sidecar_private_key_content": "KEY"},
-     "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
-    ({"authserver_sidecar_private_key_file": "/nonexistent/key.pem"},
-     "authserver_sidecar_private_key_file /nonexistent/key.pem is not a file on the controller"),
-    ({"authserver_sidecar_port": 70000}, "authserver_sidecar_port is 70000; give a TCP port from 1 to 65535."),
-    ({"authserver_sidecar_port": 0}, "authserver_sidecar_port is 0; give a TCP port from 1 to 65535."),
-    ({"authserver_sidecar_token_dir": "/var/tokens"},
-     "authserver_sidecar_token_dir /var/tokens is not inside the shared token volume"),
-    ({"authserver_sidecar_token_dir": "/tmp/tokens-other"},
-     "authserver_sidecar_token_dir /tmp/tokens-other is not inside the shared token volume"),
-    ({"authserver_sidecar_token_dir": "/tmp/tokens/../etc"},
-     "authserver_sidecar_token_dir /tmp/tokens/../etc is not inside the shared token volume"),
-    ({"authserver_sidecar_service_name": "Token_Client"},
-     "authserver_sidecar_service_name is 'Token_Client'; it must be a DNS-1123 label"),
-    ({"authserver_sidecar_namespace": "a" * 64}, "authserver_sidecar_namespace is '" + "a" * 64),
-    ({"authserver_sidecar_secret_name": "bad..name"}, "it must be a DNS-1123 subdomain"),
-    ({"authserver_sidecar_bind": "0.0.0.0"}, "the auth server accepts only loopback addresses"),
-    ({"authserver_sidecar_key_mount_path": "/tmp/tokens/key"}, "must be an absolute path outside the token volume"),
-    ({"authserver_sidecar_service_container": {"name": "client"}}, "authserver_sidecar_service_container has no image"),
-    ({"authserver_sidecar_service_container": {"name": "authserver", "image": "x"}}, "need distinct names"),
-    ({"authserver_sidecar_fs_group": 0}, "authserver_sidecar_fs_group is 0; give a numeric id above 0"),
-    ({"authserver_sidecar_kind": "StatefulSet"}, "authserver_sidecar_kind"),
-])
-def test_bad_variables_fail_with_a_clear_message_before_rendering(render, tmp_path, variables, message):
-    done = render(variables)
-    assert done.returncode != 0
-    output = done.stdout + done.stderr
-    assert message in output, output
-    assert "Traceback" not in output
-    assert not (tmp_path / "out").exists()
-
-
 def test_the_key_never_reaches_the_output(render, rsa_key_pem):
     done = render({"authserver_sidecar_private_key_passphrase": "pass-phrase-words"}, "-vvv", "--diff")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -419,22 +500,6 @@ def test_check_mode_writes_nothing(render, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert _recap(done)["changed"] >= 1
     assert not (tmp_path / "out").exists()
-
-
-def test_containerfile_installs_the_wheel_and_runs_the_daemon(render, tmp_path):
-    done = render({"authserver_sidecar_base_image": "python:3.13-slim"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    text = (tmp_path / "out" / "Containerfile.okera-authserver").read_text()
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[0] == "FROM python:3.13-slim AS wheels"
-    assert "RUN pip wheel --no-cache-dir --wheel-dir /wheels ." in lines
-    assert "FROM python:3.13-slim" in lines
-    assert any("pip install --no-cache-dir --no-index --find-links /wheels okera-auth" in line for line in lines)
-    assert "USER 65532:2000" in lines
-    assert lines[-1] == 'ENTRYPOINT ["okera-authserver"]'
-    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
-        for path in source.split():
-            assert (REPO_ROOT / path).exists(), "the Containerfile copies %s, missing from the repository" % path
 
 
 @pytest.mark.slow
