@@ -31,7 +31,8 @@ _COMMAND = (
 
 
 def sandbox_command(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-c", _COMMAND, *args], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", _COMMAND, *args], capture_output=True, text=True, timeout=120,
+                          check=False)
     if done.returncode:
         raise RuntimeError("okera-auth-sandbox %s failed: %s" % (" ".join(args), done.stderr.strip()))
     return done

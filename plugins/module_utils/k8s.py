@@ -81,7 +81,6 @@ T = TypeVar("T")
 _SECRET_PATTERN = re.compile(r"(Bearer|Basic)\s+\S+", re.IGNORECASE)
 
 
-
 class ClusterError(OkeraAuthError):
     """A cluster call failed; the message is one line, safe to show, and says what to do."""
 

@@ -43,8 +43,8 @@ def _closed_port() -> int:
 
 
 def test_unset_options_fall_back_to_k8s_auth_variables():
-    resolved = resolve_auth_params({"context": "given"}, {"K8S_AUTH_CONTEXT": "env", "K8S_AUTH_HOST": "https://h",
-                                                         "K8S_AUTH_VERIFY_SSL": "no"})
+    environ = {"K8S_AUTH_CONTEXT": "env", "K8S_AUTH_HOST": "https://h", "K8S_AUTH_VERIFY_SSL": "no"}
+    resolved = resolve_auth_params({"context": "given"}, environ)
     assert resolved["context"] == "given"
     assert resolved["host"] == "https://h"
     assert resolved["validate_certs"] is False
