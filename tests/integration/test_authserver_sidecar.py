@@ -484,8 +484,11 @@ def test_same_variables_render_identically_twice(render, tmp_path):
     assert _recap(third)["changed"] == 1  # only the manifest file
 
 
-def test_the_key_never_reaches_the_output(render, rsa_key_pem):
-    done = render({"authserver_sidecar_private_key_passphrase": "pass-phrase-words"}, "-vvv", "--diff")
+@pytest.mark.parametrize("given_as", ["file", "content"])
+def test_the_key_never_reaches_the_output(render, rsa_key_pem, given_as):
+    key = ({"authserver_sidecar_private_key_file": "", "authserver_sidecar_private_key_content": rsa_key_pem.decode()}
+           if given_as == "content" else {})
+    done = render(dict(key, authserver_sidecar_private_key_passphrase="pass-phrase-words"), "-vvv", "--diff")
     assert done.returncode == 0, done.stdout + done.stderr
     output = done.stdout + done.stderr
     key_lines = [line for line in rsa_key_pem.decode().splitlines() if "PRIVATE KEY" not in line]
@@ -558,11 +561,12 @@ def test_apply_to_the_sandbox_creates_then_keeps_then_replaces(render, sandbox, 
 
 
 @pytest.mark.slow
-def test_apply_recreates_a_changed_pod(render, sandbox):
+def test_apply_recreates_a_changed_pod(render, sandbox, rsa_key_pem):
     apply = {"authserver_sidecar_apply": True, "authserver_sidecar_output_dir": "",
              "authserver_sidecar_k8s_auth": {"kubeconfig": str(sandbox.kubeconfig)}}
-    first = render(apply)
+    first = render(apply, "-vvv")
     assert first.returncode == 0, first.stdout + first.stderr
+    assert base64.b64encode(rsa_key_pem).decode()[:40] not in first.stdout + first.stderr
     uid = sandbox.core().read_namespaced_pod("token-client", "default").metadata.uid
     changed = render(dict(apply, authserver_sidecar_algorithm="RS256"))
     assert changed.returncode == 0, changed.stdout + changed.stderr
