@@ -19,7 +19,7 @@ from .errors import ApiError, bad_request
 from .kubelet import Kubelet
 from .okera import okera_start_check
 from .resources import (
-    BY_PATH, GROUP_VERSIONS, PODS, SERVER_VERSION, ResourceType, api_group, api_group_list,
+    BY_PATH, GROUP_VERSIONS, PODS, SERVER_VERSION, WRITE_VERBS, ResourceType, api_group, api_group_list,
     resource_list)
 from .store import Store, apply_patch, patch_type_of
 from .tables import COLUMNS, table
@@ -27,7 +27,6 @@ from .tables import COLUMNS, table
 SUBRESOURCES = {"pods": (None, "status"), "deployments": (None, "status", "scale"),
                 "statefulsets": (None, "status", "scale"), "daemonsets": (None, "status")}
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
-WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 MAX_BODY = 3 * 1024 * 1024  # the API server's request limit
 DEFAULT_WATCH_SECONDS = 1800
 
