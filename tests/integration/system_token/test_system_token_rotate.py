@@ -39,6 +39,16 @@ def _output(done) -> str:
     return done.stdout + done.stderr
 
 
+def _assert_nothing_secret_in(output: str, token: str, *key_files) -> None:
+    """Neither the token (as text or as the Secret's base64) nor any key line appears."""
+    secrets = {"token signature": token.split(".")[2], "token base64": base64.b64encode(token.encode()).decode()[20:80]}
+    for key_file in key_files:
+        secrets.update(("%s line %d" % (key_file.name, number), line)
+                       for number, line in enumerate(key_file.read_text().splitlines()[1:-1]))
+    leaked = [what for what, value in secrets.items() if value in output]
+    assert not leaked, leaked
+
+
 def test_expiring_token_is_rotated_then_a_second_run_changes_nothing(make_sandbox, write_inventory, run_playbook, tmp_path):
     sandbox = make_sandbox(token_ttl="2d")
     old = sandbox.secret_value()
@@ -128,8 +138,9 @@ def test_token_signed_with_another_key_is_refused_before_anything_changes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     inventory = write_inventory({"sandbox": {"system_token_kubeconfig": str(sandbox.kubeconfig),
                                              "system_token_private_key_path": str(wrong_key)}})
-    done = run_playbook(ROTATE, "-i", str(inventory))
+    done = run_playbook(ROTATE, "-i", str(inventory), "-vvv")
     assert done.returncode != 0
+    _assert_nothing_secret_in(_output(done), old, wrong_key)
     assert "does not verify with the cluster's public key(s)" in done.stdout
     assert "nothing was changed" in done.stdout
     assert sandbox.secret_value() == old and sandbox.secret().metadata.resource_version == version
@@ -143,8 +154,9 @@ def test_pods_that_never_become_ready_bring_the_old_token_back(make_sandbox, wri
     sandbox.set_fault(rejectTokensIssuedAfter=str(int(time.time())))
     time.sleep(1.1)
     inventory = write_inventory({"sandbox": sandbox}, system_token_wait_timeout=8)
-    done = run_playbook(ROTATE, "-i", str(inventory))
+    done = run_playbook(ROTATE, "-i", str(inventory), "-vvv")
     assert done.returncode != 0
+    _assert_nothing_secret_in(_output(done), old, sandbox.signing_key)
     assert "not ready after" in done.stdout
     assert "the previous token(s) were put back" in done.stdout
     assert "and the workloads restarted with them" in done.stdout
@@ -242,15 +254,7 @@ def test_very_verbose_output_has_no_token_or_key(make_sandbox, write_inventory, 
     output = _output(done)
     new = sandbox.secret_value()
     assert new != old
-    secrets = {
-        "old token signature": old.split(".")[2],
-        "new token signature": new.split(".")[2],
-        "old token base64": base64.b64encode(old.encode()).decode()[20:80],
-        "new token base64": base64.b64encode(new.encode()).decode()[20:80],
-        "API bearer token": (sandbox.state_dir / "admin.token").read_text().strip(),
-    }
-    secrets.update(("signing key line %d" % number, line) for number, line in
-                   enumerate(sandbox.signing_key.read_text().splitlines()[1:-1:5]))
-    leaked = [what for what, value in secrets.items() if value in output]
-    assert not leaked, leaked
+    _assert_nothing_secret_in(output, old, sandbox.signing_key)
+    _assert_nothing_secret_in(output, new)
+    assert (sandbox.state_dir / "admin.token").read_text().strip() not in output, "the API bearer token"
     assert "censored" in output  # the no_log tasks did run
