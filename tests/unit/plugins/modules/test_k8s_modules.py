@@ -5,6 +5,7 @@ import base64
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -75,6 +76,11 @@ def test_null_removes_a_key_and_backup_restores_it(secret_data, run_module, auth
     backup = result["backup_file"]
     assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
     assert base64.b64decode(json.load(open(backup))["data"]["GONE"]) == b"old-value"
+    # The restore the documentation gives, with the real kubectl.
+    restored = subprocess.run(["kubectl", "--kubeconfig", str(sandbox.kubeconfig), "patch", "secret", "secrets",
+                               "--type", "merge", "--patch-file", backup], capture_output=True, text=True, check=False)
+    assert restored.returncode == 0, restored.stderr
+    assert sandbox.secret_value("GONE") == "old-value"
 
 
 def test_missing_secret_is_created_only_when_asked(secret_data, run_module, auth, sandbox):
