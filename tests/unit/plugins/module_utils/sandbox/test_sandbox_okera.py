@@ -92,13 +92,15 @@ def test_token_signed_with_another_key_is_refused(ready_sandbox, other_rsa_priva
     assert report["valid"] is False and report["subject"] == SYSTEM_USER
 
 
+@pytest.mark.slow
 def test_running_pods_fail_when_their_token_expires(ready_sandbox):
-    _store_token(ready_sandbox, _token(_signing_key(ready_sandbox), ttl=3))
+    # Long enough for the new pod to start even on a busy machine, short enough to wait for.
+    _store_token(ready_sandbox, _token(_signing_key(ready_sandbox), ttl=6))
     for pod in _pods(ready_sandbox, "cerebro-planner"):
         ready_sandbox.store.delete(PODS, "default", pod["metadata"]["name"])
     wait_until(lambda: [pod for pod in _pods(ready_sandbox, "cerebro-planner") if is_ready(pod)],
                what="the planner to start with the short-lived token")
-    crashing = wait_until(lambda: _crashing(ready_sandbox, "cerebro-planner"), timeout=15,
+    crashing = wait_until(lambda: _crashing(ready_sandbox, "cerebro-planner"), timeout=20,
                           what="the planner to fail at expiry")
     assert not is_ready(crashing[0])
 
