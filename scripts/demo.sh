@@ -22,6 +22,13 @@ mkdir -p "$work"
 "$sandbox" init --state-dir "$state" --token-ttl 2d --force
 "$sandbox" start --state-dir "$state" --port 0
 trap '"$sandbox" stop --state-dir "$state" >/dev/null' EXIT
+# The simulated services start a moment after the server: show the cluster once they are up.
+for _ in $(seq 100); do
+  "$sandbox" status --state-dir "$state" --json | "$venv/bin/python" -c \
+    'import json, sys; report = json.load(sys.stdin); sys.exit(report["pods_ready"] < max(1, report["pods_total"]))' \
+    && break
+  sleep 0.3
+done
 
 # One inventory host per cluster, run locally; the key that signs lives with the sandbox.
 cat >"$work/inventory.yml" <<INVENTORY

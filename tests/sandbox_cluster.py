@@ -9,6 +9,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -46,6 +47,19 @@ class Sandbox:
         sandbox_command("init", "--state-dir", str(state_dir), "--token-ttl", token_ttl, *(extra_init or []))
         sandbox_command("start", "--state-dir", str(state_dir), "--port", "0", "--pod-start-delay", "0.2")
         self._clients: Dict[str, object] = {}
+        self.wait_until_ready()
+
+    def wait_until_ready(self, timeout: float = 60.0) -> None:
+        """Until every pod is Ready (the services start a moment after the server)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pods = self.core().list_namespaced_pod("default").items
+            if pods and all(any(condition.type == "Ready" and condition.status == "True"
+                                for condition in pod.status.conditions or []) for pod in pods):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sandbox's pods were not ready within %g s" % timeout)
+            time.sleep(0.2)
 
     @property
     def kubeconfig(self) -> Path:
