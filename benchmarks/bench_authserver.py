@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """okera-authserver under load on 127.0.0.1, against the signing ceiling measured in the same run.
 
 Prints: the ceiling (the token library minting RS512/RSA-2048 tokens in 2 threads), the server's
@@ -101,7 +100,7 @@ def wrk(url: str, seconds: float, connections: int = 16, threads: int = 2) -> di
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of the measured wrk run")
     parser.add_argument("--requests", type=int, default=100000,
                         help="requests of the memory run (about)")
@@ -161,7 +160,7 @@ def main() -> int:
         half_seconds = min(MAX_HALF_SECONDS,
                            max(5, int(options.requests / 2 / max(measured["rps"], 1))))
         halves, rss_after = [], []
-        for _ in range(2):
+        for _round in range(2):
             halves.append(wrk(url, half_seconds))
             time.sleep(settle)
             rss_after.append(rss_kib(server.pid))

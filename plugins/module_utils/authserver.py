@@ -466,6 +466,9 @@ class AuthServer:
         old_umask = os.umask(0o117)  # the socket is never reachable by others, not even briefly
         try:
             await server.listen_unix(path)
+        except OSError as error:
+            raise StartupError("cannot listen on the Unix socket %s: %s"
+                               % (path, error.strerror)) from None
         finally:
             os.umask(old_umask)
         os.chown(path, -1, self.gid)
@@ -507,28 +510,31 @@ def _remove_socket(path: str) -> None:
         pass
 
 
+def _fail(message: str) -> None:
+    sys.stderr.write("okera-authserver: %s\n" % message)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         settings = parse_settings(argv)
     except OkeraAuthError as error:
-        print("okera-authserver: %s" % error, file=sys.stderr)
+        _fail(str(error))
         return EXIT_USAGE
     log = EventLog(settings.log_format)
     if not HAS_CRYPTO_LIBS:
-        print("okera-authserver: PyJWT and cryptography are required: pip install okera-auth",
-              file=sys.stderr)
+        _fail("PyJWT and cryptography are required: pip install okera-auth")
         return EXIT_USAGE
     try:
         server = AuthServer(settings, log)
         asyncio.run(server.run())
     except OkeraAuthError as error:
-        print("okera-authserver: %s" % error, file=sys.stderr)
+        _fail(str(error))
         return EXIT_USAGE
-    except OSError as error:  # e.g. the port is taken
-        print("okera-authserver: %s" % (error.strerror or error), file=sys.stderr)
+    except OSError as error:  # the environment changed under the server while it started
+        _fail("%s%s" % (error.strerror or error, " (%s)" % error.filename if error.filename else ""))
         return EXIT_USAGE
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

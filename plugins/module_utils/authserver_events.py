@@ -137,4 +137,3 @@ class Metrics:
             "okera_authserver_start_time_seconds %.3f" % self.started_at,
         ])
         return "\n".join(lines) + "\n"
-

@@ -235,7 +235,7 @@ class HttpServer:
                 else:
                     answer = refusal or await self._answer(request)
                 keep_alive = (request is not None and not answer.close and not request.has_body
-                               and not self.draining and _keep_alive(request))
+                              and not self.draining and _keep_alive(request))
                 connection.unread_input = answer.close or (request is not None and request.has_body)
                 writer.write(_encode(answer, keep_alive, request.version if request else "HTTP/1.1"))
                 self.metrics.latency.observe(loop.time() - started)
@@ -303,7 +303,7 @@ class HttpServer:
                 return _error(400, "bad request: the target must be a path such as /janedoe")
             parts = urlsplit(target)
             target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-        path, _, query = target.partition("?")
+        path, _separator, query = target.partition("?")
         if path == "/healthz":
             return self._health()
         if path == "/metrics":

@@ -63,6 +63,7 @@ def run_authserver(package_path):
         environment = dict(os.environ, PYTHONPATH=str(package_path))
         environment.update(env or {})
         return subprocess.run([sys.executable, "-m", "okera_auth.authserver", *args],
-                              capture_output=True, text=True, env=environment, timeout=timeout)
+                              capture_output=True, text=True, env=environment, timeout=timeout,
+                              check=False)
 
     return run

@@ -28,7 +28,7 @@ def _mode(path: Path) -> int:
 @needs_root
 def test_token_file_is_0640_owned_by_the_group(start_daemon):
     daemon = start_daemon("-g", str(OTHER_GID))
-    status, _, body = daemon.get("/janedoe")
+    status, _headers, body = daemon.get("/janedoe")
     path = Path(body)
     assert status == 200
     info = path.stat()
@@ -117,12 +117,12 @@ def test_full_disk_is_500_and_leaves_no_file(start_daemon, tmp_path):
             pass
         finally:
             os.close(descriptor)
-        status, _, body = daemon.get("/janedoe")
+        status, _headers, body = daemon.get("/janedoe")
         assert status == 500 and "No space left on device" in body
         assert list(tokens.iterdir()) == []
         assert "Could not issue a token for janedoe" in daemon.log()
         filler.unlink()
-        status, _, body = daemon.get("/janedoe")
+        status, _headers, body = daemon.get("/janedoe")
         assert status == 200 and Path(body).parent == tokens
         daemon.stop()
     finally:
@@ -186,7 +186,7 @@ def test_an_existing_file_is_never_overwritten(tmp_path, rsa_private_key):
 
 def test_name_clock_never_repeats():
     clock = NameClock()
-    stamps = [clock.next() for _ in range(10000)]
+    stamps = [clock.next() for _round in range(10000)]
     assert len(set(stamps)) == len(stamps) and stamps == sorted(stamps)
 
 

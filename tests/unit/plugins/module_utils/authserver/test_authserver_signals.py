@@ -49,7 +49,7 @@ def test_sighup_under_load_rotates_the_key_with_zero_failures(start_daemon, pem_
     old_kid = decode_unverified(daemon.token_json("janedoe")["token"]).header["kid"]
     stop, results, errors = threading.Event(), [], []
     clients = [threading.Thread(target=_load, args=(daemon, stop, results, errors))
-               for _ in range(8)]
+               for _round in range(8)]
     for client in clients:
         client.start()
     time.sleep(1.0)
@@ -110,7 +110,7 @@ def test_sigterm_finishes_requests_in_flight_and_deletes_owed_files(start_daemon
     daemon = start_daemon("--workers", "1", "--delete-after", "10m", key=slow_key)
     assert daemon.get("/warmup")[0] == 200
     sockets = [socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
-               for _ in range(30)]
+               for _round in range(30)]
     for number, sock in enumerate(sockets):
         sock.sendall(b"GET /user%d HTTP/1.1\r\nHost: x\r\n\r\n" % number)
     time.sleep(0.1)
@@ -160,4 +160,3 @@ def test_systemd_is_told_ready_reloading_and_stopping(start_daemon, tmp_path):
         assert daemon.process.wait(20) == 0
     finally:
         listener.close()
-

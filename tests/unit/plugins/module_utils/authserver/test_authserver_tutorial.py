@@ -66,7 +66,8 @@ wait %1
     environment = dict(os.environ, PYTHONPATH=str(package_path),
                        PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
     result = subprocess.run(["unshare", "--mount", "--net", "bash", "-c", script],
-                            capture_output=True, text=True, env=environment, timeout=60)
+                            capture_output=True, text=True, env=environment, timeout=60,
+                            check=False)
     log = (tmp_path / "server.log").read_text()
     assert result.returncode == 0, result.stderr + log
     token, mode_and_group = result.stdout.strip().splitlines()
