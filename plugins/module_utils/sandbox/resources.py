@@ -321,3 +321,43 @@ def prepare(rtype: ResourceType, obj: dict, old: Optional[dict] = None) -> None:
     _check_string_map(rtype, obj, "labels")
     _check_string_map(rtype, obj, "annotations")
     _PREPARE[rtype.kind](rtype, obj, old)
+
+
+# ---- OpenAPI v3 ----------------------------------------------------------------------------------
+
+def _gv_path(group: str, version: str) -> str:
+    return "apis/%s/%s" % (group, version) if group else "api/%s" % version
+
+
+def openapi_root() -> dict:
+    """/openapi/v3: where each group-version's document is."""
+    return {"paths": {_gv_path(group, version): {
+        "serverRelativeURL": "/openapi/v3/%s?hash=sandbox" % _gv_path(group, version)}
+        for group, version in GROUP_VERSIONS}}
+
+
+def openapi_document(group: str, version: str) -> dict:
+    """A group-version's OpenAPI v3 document, as far as kubectl reads it.
+
+    It names each kind's PATCH operation with the ``fieldValidation`` parameter, which tells
+    kubectl to leave validation to the server (so ``apply``/``create -f`` need no
+    ``--validate=false``); there are no schemas, and the sandbox validates only what it models.
+    """
+    paths = {}
+    for rtype in RESOURCE_TYPES:
+        if (rtype.group, rtype.version) != (group, version):
+            continue
+        scope = "/namespaces/{namespace}" if rtype.namespaced else ""
+        operation = {
+            "operationId": "patch%s" % rtype.kind,
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": {"group": rtype.group, "version": rtype.version,
+                                                "kind": rtype.kind},
+            "parameters": [{"name": name, "in": "query", "schema": {"type": "string"}}
+                           for name in ("dryRun", "fieldManager", "fieldValidation", "force")],
+            "responses": {"200": {"description": "OK"}},
+        }
+        paths["/%s%s/%s/{name}" % (_gv_path(group, version), scope, rtype.plural)] = {"patch": operation}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (okera-auth-sandbox)",
+                                         "version": SERVER_VERSION["gitVersion"]},
+            "paths": paths, "components": {"schemas": {}}}

@@ -20,7 +20,7 @@ from .kubelet import Kubelet
 from .okera import okera_start_check
 from .resources import (
     BY_PATH, GROUP_VERSIONS, PODS, SERVER_VERSION, WRITE_VERBS, ResourceType, api_group, api_group_list,
-    resource_list)
+    openapi_document, openapi_root, resource_list)
 from .store import Store, apply_patch, patch_type_of
 from .tables import COLUMNS, table
 
@@ -212,6 +212,9 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, query: Dict[str, str], body, user: User) -> None:
         parts = [part for part in path.split("/") if part]
+        if parts[:2] == ["openapi", "v3"] and method == "GET":
+            self._send_json(200, self._openapi(parts[2:]))
+            return
         if parts[:1] == ["api"]:
             group, version, rest = "", parts[1] if len(parts) > 1 else None, parts[2:]
         elif parts[:1] == ["apis"]:
@@ -251,6 +254,15 @@ class ApiHandler(BaseHTTPRequestHandler):
         if (group, version) not in GROUP_VERSIONS:
             raise _not_found_path()
         return resource_list(group, version)
+
+    @staticmethod
+    def _openapi(parts: List[str]) -> dict:
+        if not parts:
+            return openapi_root()
+        for group, version in GROUP_VERSIONS:
+            if parts == [part for part in ("apis" if group else "api", group, version) if part]:
+                return openapi_document(group, version)
+        raise _not_found_path()
 
     @staticmethod
     def _verb(method: str, target: Target, query: Dict[str, str]) -> str:

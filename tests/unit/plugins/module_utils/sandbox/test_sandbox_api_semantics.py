@@ -161,3 +161,12 @@ def test_statefulset_partition_keeps_lower_ordinals(ready_sandbox):
     assert ready_sandbox.store.find(PODS, "default", "cerebro-worker-0")["metadata"]["uid"] == worker_0
     status = ready_sandbox.store.find(STATEFULSETS, "default", "cerebro-worker")["status"]
     assert status["updatedReplicas"] == 1 and status["currentRevision"] != status["updateRevision"]
+
+
+def test_openapi_v3_tells_kubectl_that_the_server_validates(sandbox):
+    status, root = _json(sandbox, "GET", "/openapi/v3")
+    assert status == 200 and set(root["paths"]) == {"api/v1", "apis/apps/v1"}
+    status, document = _json(sandbox, "GET", root["paths"]["apis/apps/v1"]["serverRelativeURL"])
+    patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
+    assert "fieldValidation" in [parameter["name"] for parameter in patch["parameters"]]

@@ -100,3 +100,16 @@ def test_server_dry_run_delete_keeps_the_secrets(kubectl, ready_sandbox):
     assert "(server dry run)" in out
     assert [secret["metadata"]["name"] for secret in json.loads(_ok(kubectl("get", "secrets", "-o", "json")))[
         "items"]] == ["okera-config", "secrets"]
+
+
+def test_apply_a_manifest_twice_without_disabling_validation(kubectl, ready_sandbox, tmp_path):
+    manifest = tmp_path / "configmap.json"
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": {"name": "applied"}, "data": {"a": "1"}}))
+    assert "created" in _ok(kubectl("apply", "-f", str(manifest)))
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": {"name": "applied"}, "data": {"a": "2"}}))
+    assert "configured" in _ok(kubectl("apply", "-f", str(manifest)))
+    stored = json.loads(_ok(kubectl("get", "configmap", "applied", "-o", "json")))
+    assert stored["data"] == {"a": "2"}
+    assert "kubectl.kubernetes.io/last-applied-configuration" in stored["metadata"]["annotations"]
