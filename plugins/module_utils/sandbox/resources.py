@@ -62,6 +62,8 @@ RESOURCE_TYPES = (
     ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",), has_status=True),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
                  has_status=True, has_generation=True),
+    ResourceType("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), ("all",),
+                 has_status=True, has_generation=True),
     ResourceType("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",), ("all",),
                  has_status=True, has_generation=True),
     ResourceType("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), ("all",),
@@ -78,6 +80,7 @@ CONFIGMAPS = BY_KIND["ConfigMap"]
 DEPLOYMENTS = BY_KIND["Deployment"]
 STATEFULSETS = BY_KIND["StatefulSet"]
 DAEMONSETS = BY_KIND["DaemonSet"]
+REPLICASETS = BY_KIND["ReplicaSet"]
 WORKLOADS = (DEPLOYMENTS, STATEFULSETS, DAEMONSETS)
 
 
@@ -255,7 +258,8 @@ def _prepare_workload(rtype: ResourceType, obj: dict, old: Optional[dict]) -> No
             "spec.template.metadata.labels", "FieldValueInvalid",
             "Invalid value: %r: `selector` does not match template `labels`" % (labels,))])
     _default_pod_spec(rtype, name, template["spec"], "spec.template.spec")
-    spec.setdefault("revisionHistoryLimit", 10)
+    if rtype.kind != "ReplicaSet":
+        spec.setdefault("revisionHistoryLimit", 10)
     if rtype.kind != "DaemonSet":
         spec.setdefault("replicas", 1)
         if not isinstance(spec["replicas"], int) or spec["replicas"] < 0:
@@ -274,7 +278,7 @@ def _prepare_workload(rtype: ResourceType, obj: dict, old: Optional[dict]) -> No
         spec.setdefault("serviceName", "")
         spec.setdefault("podManagementPolicy", "OrderedReady")
         spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-    else:
+    elif rtype.kind == "DaemonSet":
         spec.setdefault("updateStrategy", {"type": "RollingUpdate",
                                            "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
     if old is None:
@@ -297,13 +301,15 @@ def _prepare_event(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
 
 _PREPARE = {"Event": _prepare_event, "Secret": _prepare_secret, "ConfigMap": _prepare_configmap,
             "Namespace": _prepare_namespace, "Pod": _prepare_pod, "Deployment": _prepare_workload,
-            "StatefulSet": _prepare_workload, "DaemonSet": _prepare_workload}
+            "StatefulSet": _prepare_workload, "DaemonSet": _prepare_workload,
+            "ReplicaSet": _prepare_workload}
 
 
 # Status fields without omitempty: the API server always writes them, and clients rely on it.
 _REQUIRED_STATUS = {
     "Pod": {"phase": "Pending"},
     "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "ReplicaSet": {"replicas": 0},
     "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
                   "numberReady": 0},
 }

@@ -25,7 +25,8 @@ from .store import Store, apply_patch, patch_type_of
 from .tables import COLUMNS, table
 
 SUBRESOURCES = {"pods": (None, "status"), "deployments": (None, "status", "scale"),
-                "statefulsets": (None, "status", "scale"), "daemonsets": (None, "status")}
+                "statefulsets": (None, "status", "scale"), "daemonsets": (None, "status"),
+                "replicasets": (None, "status")}
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 MAX_BODY = 3 * 1024 * 1024  # the API server's request limit
 DEFAULT_WATCH_SECONDS = 1800

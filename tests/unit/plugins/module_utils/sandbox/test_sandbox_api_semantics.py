@@ -11,7 +11,7 @@ from sandbox_harness import wait_until
 
 from okera_auth.sandbox import store as store_module
 from okera_auth.sandbox.kubelet import is_ready
-from okera_auth.sandbox.resources import CONFIGMAPS, DEPLOYMENTS, PODS, STATEFULSETS
+from okera_auth.sandbox.resources import CONFIGMAPS, DEPLOYMENTS, PODS, REPLICASETS, STATEFULSETS
 
 
 def _request(sandbox, method: str, path: str, body=None, content_type: str = "application/json",
@@ -82,13 +82,34 @@ def test_delete_collection_by_label(sandbox):
     assert [obj["metadata"]["name"] for obj in sandbox.store.objects(CONFIGMAPS)] == ["c"]
 
 
-def test_orphan_propagation_keeps_the_pods(ready_sandbox):
+def test_orphan_propagation_keeps_the_replicaset_and_its_pods(ready_sandbox):
     status, _ = _json(ready_sandbox, "DELETE", "/apis/apps/v1/namespaces/default/deployments/cerebro-planner",
                       {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan"})
     assert status == 200
     time.sleep(0.5)
+    replica_sets = [rs for rs in ready_sandbox.store.objects(REPLICASETS)
+                    if rs["metadata"]["labels"]["app"] == "cerebro-planner"]
+    assert len(replica_sets) == 1 and not replica_sets[0]["metadata"].get("ownerReferences")
     planners = [pod for pod in ready_sandbox.store.objects(PODS) if pod["metadata"]["labels"]["app"] == "cerebro-planner"]
-    assert len(planners) == 1 and not planners[0]["metadata"].get("ownerReferences")
+    assert len(planners) == 1 and is_ready(planners[0])
+    assert planners[0]["metadata"]["ownerReferences"][0]["uid"] == replica_sets[0]["metadata"]["uid"]
+
+
+def test_deployment_pods_belong_to_a_replicaset_with_a_revision(ready_sandbox):
+    ready_sandbox.store.patch(DEPLOYMENTS, "default", "cerebro-planner", "application/strategic-merge-patch+json",
+                              {"spec": {"template": {"metadata": {"annotations": {"r": "1"}}}}})
+
+    def two_revisions():
+        replica_sets = sorted((rs for rs in ready_sandbox.store.objects(REPLICASETS)
+                               if rs["metadata"]["labels"]["app"] == "cerebro-planner"),
+                              key=lambda rs: rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
+        sizes = [(rs["spec"]["replicas"], rs["status"].get("availableReplicas", 0)) for rs in replica_sets]
+        return sizes == [(0, 0), (1, 1)] and replica_sets
+    old, new = wait_until(two_revisions, what="the new ReplicaSet to take over")
+    assert new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    deployment = ready_sandbox.store.find(DEPLOYMENTS, "default", "cerebro-planner")
+    assert deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    assert new["metadata"]["ownerReferences"][0]["uid"] == deployment["metadata"]["uid"]
 
 
 def test_delete_precondition_on_a_stale_resource_version_is_409(sandbox):

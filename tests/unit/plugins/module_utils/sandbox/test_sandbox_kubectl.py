@@ -113,3 +113,16 @@ def test_apply_a_manifest_twice_without_disabling_validation(kubectl, ready_sand
     stored = json.loads(_ok(kubectl("get", "configmap", "applied", "-o", "json")))
     assert stored["data"] == {"a": "2"}
     assert "kubectl.kubernetes.io/last-applied-configuration" in stored["metadata"]["annotations"]
+
+
+def test_rollout_undo_reuses_the_previous_replicaset(kubectl):
+    _ok(kubectl("set", "env", "deployment/cerebro-planner", "EXTRA=1"))
+    _ok(kubectl("rollout", "status", "deployment/cerebro-planner", "--timeout=30s"))
+    _ok(kubectl("rollout", "undo", "deployment/cerebro-planner"))
+    _ok(kubectl("rollout", "status", "deployment/cerebro-planner", "--timeout=30s"))
+    history = _ok(kubectl("rollout", "history", "deployment/cerebro-planner")).split()
+    assert history[history.index("CHANGE-CAUSE") + 1:] == ["2", "<none>", "3", "<none>"]
+    deployment = json.loads(_ok(kubectl("get", "deployment", "cerebro-planner", "-o", "json")))
+    assert "EXTRA" not in [variable["name"] for variable in deployment["spec"]["template"]["spec"]["containers"][0]["env"]]
+    replica_sets = json.loads(_ok(kubectl("get", "rs", "-l", "app=cerebro-planner", "-o", "json")))["items"]
+    assert sorted(rs["spec"]["replicas"] for rs in replica_sets) == [0, 1]

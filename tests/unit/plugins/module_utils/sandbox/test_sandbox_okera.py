@@ -138,3 +138,25 @@ def test_token_report_has_claims_and_expiry_but_no_token(ready_sandbox):
     secret = ready_sandbox.store.find(SECRETS, "default", "secrets")
     token = base64.b64decode(secret["data"]["SYSTEM_TOKEN_0"]).decode()
     assert token not in repr(report) and token.split(".")[2] not in repr(report)
+
+
+def test_a_cluster_broken_by_an_expired_token_recovers_after_rotation(ready_sandbox):
+    key = _signing_key(ready_sandbox)
+    _store_token(ready_sandbox, _token(key, ttl=3600, now=time.time() - 7200))
+    for pod in ready_sandbox.store.objects(PODS):
+        ready_sandbox.store.delete(PODS, "default", pod["metadata"]["name"])
+    wait_until(lambda: len([pod for pod in ready_sandbox.store.objects(PODS)
+                            if "CrashLoopBackOff" in _waiting_reasons(pod)]) == 5, what="every pod crashing")
+    _store_token(ready_sandbox, _token(key))
+    for rtype, name in ((DEPLOYMENTS, "cdas-rest-server"), (DEPLOYMENTS, "cerebro-planner"),
+                        (STATEFULSETS, "cerebro-worker")):
+        _restart(ready_sandbox, rtype, name, "rotated")
+
+    def recovered():
+        pods = ready_sandbox.store.objects(PODS)
+        rest = ready_sandbox.store.find(DEPLOYMENTS, "default", "cdas-rest-server")["status"]
+        workers = ready_sandbox.store.find(STATEFULSETS, "default", "cerebro-worker")["status"]
+        return (len(pods) == 5 and all(is_ready(pod) for pod in pods)
+                and rest.get("updatedReplicas") == rest.get("availableReplicas") == 2
+                and workers["currentRevision"] == workers["updateRevision"])
+    wait_until(recovered, timeout=20, what="every service to come back")
