@@ -57,6 +57,9 @@ def test_get_pods_prints_the_usual_table(kubectl):
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert [line.split()[:3] for line in lines[1:]] == [["cerebro-worker-0", "1/1", "Running"],
                                                         ["cerebro-worker-1", "1/1", "Running"]]
+    described = _ok(kubectl("describe", "pod", "cerebro-worker-0"))
+    assert "Controlled By:  StatefulSet/cerebro-worker" in described
+    assert any(line.split() == ["Ready", "True"] for line in described.splitlines())
 
 
 def test_delete_pods_all_recreates_them_from_their_owners(kubectl, ready_sandbox):

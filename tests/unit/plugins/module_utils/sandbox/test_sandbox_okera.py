@@ -9,7 +9,7 @@ from sandbox_harness import wait_until
 
 from okera_auth.keys import load_private_key
 from okera_auth.sandbox.kubelet import is_ready
-from okera_auth.sandbox.okera import FAULTS_CONFIGMAP, token_report
+from okera_auth.sandbox.okera import FAULTS_CONFIGMAP, SERVICES, service_object, token_report
 from okera_auth.sandbox.resources import CONFIGMAPS, DEPLOYMENTS, PODS, SECRETS, STATEFULSETS
 from okera_auth.tokens import SYSTEM_USER, Signer, TokenSpec, mint
 
@@ -160,3 +160,22 @@ def test_a_cluster_broken_by_an_expired_token_recovers_after_rotation(ready_sand
                 and rest.get("updatedReplicas") == rest.get("availableReplicas") == 2
                 and workers["currentRevision"] == workers["updateRevision"])
     wait_until(recovered, timeout=20, what="every service to come back")
+
+
+def test_ordered_ready_statefulset_waits_behind_a_crashing_pod(ready_sandbox, other_rsa_private_key):
+    body = service_object(SERVICES[2], "default")
+    body["metadata"]["name"] = "ordered"
+    body["spec"].update(podManagementPolicy="OrderedReady", selector={"matchLabels": {"app": "ordered"}})
+    body["spec"]["template"]["metadata"]["labels"]["app"] = "ordered"
+    ready_sandbox.store.create(STATEFULSETS, "default", body)
+    wait_until(lambda: len([pod for pod in _pods(ready_sandbox, "ordered") if is_ready(pod)]) == 2,
+               what="two ordered pods")
+    _store_token(ready_sandbox, _token(other_rsa_private_key))
+    ready_sandbox.store.delete(PODS, "default", "ordered-0")
+    wait_until(lambda: _crashing(ready_sandbox, "ordered"), what="ordered-0 crashing")
+    survivor = ready_sandbox.store.find(PODS, "default", "ordered-1")["metadata"]["uid"]
+    _restart(ready_sandbox, STATEFULSETS, "ordered", "1")
+    time.sleep(1.5)  # many controller passes: the update must not start
+    assert ready_sandbox.store.find(PODS, "default", "ordered-1")["metadata"]["uid"] == survivor
+    status = ready_sandbox.store.find(STATEFULSETS, "default", "ordered")["status"]
+    assert status.get("updatedReplicas", 0) == 0
