@@ -85,6 +85,7 @@ class Metrics:
     def __init__(self) -> None:
         self.started_at = time.time()
         self.tokens_issued = 0
+        self.tokens_in_progress = 0
         self.errors: Dict[str, int] = {}
         self.key_reloads = 0
         self.key_reload_failures = 0
@@ -100,6 +101,9 @@ class Metrics:
             "# HELP okera_authserver_tokens_issued_total Tokens minted and written to a file.",
             "# TYPE okera_authserver_tokens_issued_total counter",
             "okera_authserver_tokens_issued_total %d" % self.tokens_issued,
+            "# HELP okera_authserver_tokens_in_progress Tokens being signed and written now.",
+            "# TYPE okera_authserver_tokens_in_progress gauge",
+            "okera_authserver_tokens_in_progress %d" % self.tokens_in_progress,
             "# HELP okera_authserver_errors_total Requests answered with an error, by kind.",
             "# TYPE okera_authserver_errors_total counter",
         ]

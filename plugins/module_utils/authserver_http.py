@@ -328,6 +328,7 @@ class HttpServer:
 
     async def _issue(self, user: str, wants_json: bool) -> Answer:
         loop = asyncio.get_running_loop()
+        self.metrics.tokens_in_progress += 1
         try:
             issued = await loop.run_in_executor(self.executor, self.issuer.issue, user,
                                                 self.clock.next())
@@ -341,6 +342,8 @@ class HttpServer:
             self.log.error("internal_error", "Could not issue a token for %s: unexpected %s"
                            % (user, type(error).__name__), user=user)
             return _error(500, "could not issue a token: internal error")
+        finally:
+            self.metrics.tokens_in_progress -= 1
         if self.deletions is not None:
             self.deletions.schedule(issued.path)
         self.metrics.tokens_issued += 1

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
 from .errors import FileExistsWriteError, OkeraAuthError
@@ -179,22 +180,44 @@ def remove_stale_files(directory: str, tokens_too: bool) -> List[str]:
 
 
 class PendingDeletions:
-    """Token files owed a deletion, each on an event-loop timer."""
+    """Token files owed a deletion.
 
-    def __init__(self, loop: Any, delay: float, on_deleted: Callable[[str, Optional[str]], None]) -> None:
+    Every file waits the same delay, so they fall due in the order they were
+    written: a queue and one timer serve them all (a timer per file would cost
+    memory and heap work in proportion to the files pending). Files are deleted
+    in batches at most ``BATCH_SECONDS`` late.
+    """
+
+    BATCH_SECONDS = 0.05
+
+    def __init__(self, loop: Any, delay: float,
+                 on_deleted: Callable[[str, Optional[str]], None]) -> None:
         self.loop = loop
         self.delay = delay
         self.on_deleted = on_deleted
-        self._timers: Dict[str, Any] = {}
+        self._queue: Deque[Tuple[float, str]] = deque()
+        self._timer: Any = None
 
     def __len__(self) -> int:
-        return len(self._timers)
+        return len(self._queue)
 
     def schedule(self, path: str) -> None:
-        self._timers[path] = self.loop.call_later(self.delay, self._delete, path)
+        self._queue.append((self.loop.time() + self.delay, path))
+        if self._timer is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        self._timer = self.loop.call_at(self._queue[0][0] + self.BATCH_SECONDS, self._delete_due)
+
+    def _delete_due(self) -> None:
+        now = self.loop.time()
+        while self._queue and self._queue[0][0] <= now:
+            self._delete(self._queue.popleft()[1])
+        self._timer = None
+        if self._queue:
+            self._arm()
 
     def _delete(self, path: str) -> None:
-        self._timers.pop(path, None)
         failure = None
         try:
             os.unlink(path)
@@ -205,6 +228,8 @@ class PendingDeletions:
         self.on_deleted(path, failure)
 
     def delete_all_now(self) -> None:
-        for path, timer in list(self._timers.items()):
-            timer.cancel()
-            self._delete(path)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._queue:
+            self._delete(self._queue.popleft()[1])

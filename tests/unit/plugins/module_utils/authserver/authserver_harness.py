@@ -20,6 +20,7 @@ from okera_auth.tokens import verify
 REPO_ROOT = Path(__file__).resolve().parents[5]
 MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils"
 LISTENING = re.compile(r"Listening on http://([0-9.]+):(\d+)")
+READY = re.compile(r"Signing with .* key kid=")
 
 
 def ssh_keygen(directory: Path, *options: str) -> Path:
@@ -109,11 +110,8 @@ class Daemon:
         environment.update(env or {})
         with open(self.log_path, "ab") as out, open(self.err_path, "ab") as err:
             self.process = subprocess.Popen(command, stdout=out, stderr=err, env=environment)
-        self.port = 0
-        if tcp:
-            self.port = int(self.wait_for_log(LISTENING).group(2))
-        else:
-            self.wait_for_log(re.compile(r"Signing with"))
+        self.port = int(self.wait_for_log(LISTENING).group(2)) if tcp else 0
+        self.wait_for_log(READY)  # logged once every listener is in place
 
     def wait_for_log(self, pattern: "re.Pattern", timeout: float = 15.0) -> "re.Match":
         deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """Token files: owner, group, mode, names, deletion, stale files after a crash, a full disk."""
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from okera_auth.authserver_issuer import ClaimRules, NameClock, TokenIssuer
+from okera_auth.authserver_issuer import ClaimRules, NameClock, PendingDeletions, TokenIssuer
 from okera_auth.errors import FileExistsWriteError
 from okera_auth.files import write_file_atomic
 from okera_auth.tokens import Signer
@@ -198,3 +199,30 @@ def test_write_without_replace_refuses_an_existing_target(tmp_path):
         write_file_atomic(str(target), b"second", replace=False)
     assert target.read_bytes() == b"first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_pending_deletions_fall_due_in_order_and_all_go_at_stop(tmp_path):
+    files = [tmp_path / ("user%d.%d.token" % (n, n)) for n in range(4)]
+    for path in files:
+        path.write_text("t")
+    deleted = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        pending = PendingDeletions(loop, 0.2, lambda path, failure: deleted.append((path, failure)))
+        pending.schedule(str(files[0]))
+        await asyncio.sleep(0.1)
+        pending.schedule(str(files[1]))
+        pending.schedule(str(files[2]))
+        assert len(pending) == 3
+        await asyncio.sleep(0.17)  # files[0] is due (0.2 s + batching), files[1:] not yet
+        assert deleted == [(str(files[0]), None)] and len(pending) == 2
+        await asyncio.sleep(0.2)
+        assert [path for path, _failure in deleted] == [str(f) for f in files[:3]]
+        pending.schedule(str(files[3]))
+        files[3].unlink()  # a client removed it first: not a failure
+        pending.delete_all_now()
+        assert len(pending) == 0 and deleted[-1] == (str(files[3]), None)
+
+    asyncio.run(scenario())
+    assert not any(path.exists() for path in files)
