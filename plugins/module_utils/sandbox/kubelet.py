@@ -13,13 +13,14 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from .resources import CONFIGMAPS, PODS, SECRETS
 from .store import Store, timestamp
 
 NODE_NAME = "okera-sandbox-node"
 NODE_IP = "10.89.0.1"
+LOG_LINES = 100  # what `kubectl logs` shows of a container: its last starts and failures
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,18 @@ def resolve_environment(store: Store, pod: dict, container: dict) -> Dict[str, s
     return environment
 
 
+def _log(state: dict, now: float, line: str) -> None:
+    lines = state.setdefault("log", [])
+    lines.append("%s %s" % (timestamp(now), line))
+    del lines[:-LOG_LINES]
+
+
+def container_log(store: Store, pod: dict, container: str) -> List[str]:
+    """The simulated log lines of a pod's container (oldest first)."""
+    runtime = store.pod_runtime.get(pod["metadata"]["uid"]) or {}
+    return list(((runtime.get("containers") or {}).get(container) or {}).get("log") or [])
+
+
 def pod_ip(pod: dict) -> str:
     digest = hashlib.sha256(pod["metadata"]["uid"].encode("ascii")).digest()
     return "10.89.%d.%d" % (digest[0], 2 + digest[1] % 250)
@@ -146,6 +159,7 @@ class Kubelet:
         expires_at = state.get("expiresAt")
         if state["state"] == "running" and expires_at is not None and now >= expires_at:
             self._crash(state, now, state.get("expiryMessage") or "the container stopped")
+            _log(state, now, "stopping: %s" % state["message"])
             return
         if state["state"] == "running" or now < state.get("retryAt", 0):
             return
@@ -154,13 +168,16 @@ class Kubelet:
             environment = resolve_environment(self.store, pod, container)
         except MissingReference as error:
             state.update(state="config_error", message=str(error), retryAt=now + self.crash_backoff)
+            _log(state, now, "cannot start: %s" % error)
             return
         outcome = self.start_check(environment, pod["metadata"]["namespace"], self.store)
         if not outcome.ready:
             self._crash(state, now, outcome.message or "the container exited")
+            _log(state, now, "exiting: %s" % state["message"])
             return
         state.update(state="running", startedAt=now, message=None, expiresAt=outcome.expires_at,
                      expiryMessage="the system token expired" if outcome.expires_at else None)
+        _log(state, now, outcome.message or "started")
 
     def _crash(self, state: dict, now: float, message: str) -> None:
         state.update(state="crashed", message=message, finishedAt=now,

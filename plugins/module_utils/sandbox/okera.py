@@ -16,7 +16,7 @@ from typing import Dict, Sequence
 
 from ..errors import OkeraAuthError
 from ..keys import load_public_keys, normalize_algorithm
-from ..tokens import SYSTEM_USER, decode_unverified, expiry_facts, parse_time, verify
+from ..tokens import SYSTEM_USER, decode_unverified, expiry_facts, iso8601, parse_time, verify
 from .kubelet import StartOutcome
 from .resources import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, SECRETS, STATEFULSETS
 from .store import Store
@@ -130,7 +130,9 @@ def okera_start_check(environment: Dict[str, str], namespace: str, store: Store)
         if limit is not None and result.claims.get("iat", 0) > limit:
             return StartOutcome(False, "the system token was rejected "
                                        "(sandbox fault rejectTokensIssuedAfter)")
-    return StartOutcome(True, expires_at=float(result.claims["exp"]))
+    return StartOutcome(True, "serving: the system token of %s verifies until %s"
+                        % (result.claims["sub"], iso8601(result.claims["exp"])),
+                        expires_at=float(result.claims["exp"]))
 
 
 def token_report(store: Store, namespace: str, token_secret: str = TOKEN_SECRET,

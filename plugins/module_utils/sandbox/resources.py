@@ -91,6 +91,9 @@ def resource_list(group: str, version: str) -> dict:
         if (rtype.group, rtype.version) != (group, version):
             continue
         resources.append(rtype.discovery())
+        if rtype.kind == "Pod":
+            resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                              "verbs": ["get"]})
         if rtype.has_status and rtype is not NAMESPACES:
             resources.append({"name": rtype.plural + "/status", "singularName": "", "namespaced": True,
                               "kind": rtype.kind, "verbs": ["get"]})

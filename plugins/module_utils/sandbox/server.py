@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .controllers import Controllers
 from .errors import ApiError, bad_request
-from .kubelet import Kubelet
+from .kubelet import Kubelet, container_log
 from .okera import okera_start_check
 from .resources import (
     BY_PATH, GROUP_VERSIONS, PODS, SERVER_VERSION, WRITE_VERBS, ResourceType, api_group, api_group_list,
@@ -24,7 +24,7 @@ from .resources import (
 from .store import Store, apply_patch, patch_type_of
 from .tables import COLUMNS, table
 
-SUBRESOURCES = {"pods": (None, "status"), "deployments": (None, "status", "scale"),
+SUBRESOURCES = {"pods": (None, "status", "log"), "deployments": (None, "status", "scale"),
                 "statefulsets": (None, "status", "scale"), "daemonsets": (None, "status"),
                 "replicasets": (None, "status")}
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
@@ -237,9 +237,12 @@ class ApiHandler(BaseHTTPRequestHandler):
         if target.subresource == "scale":
             self._scale(verb, target, query, body)
             return
-        if target.subresource == "status" and verb != "get":
-            raise ApiError(405, "MethodNotAllowed", "the sandbox's controllers own status: write the "
-                           "object itself, not its status subresource")
+        if target.subresource in ("status", "log") and verb != "get":
+            raise ApiError(405, "MethodNotAllowed", "the sandbox serves only GET on %s: the simulation "
+                           "writes it" % target.subresource)
+        if target.subresource == "log":
+            self._log(target, query)
+            return
         getattr(self, "_" + verb)(target, query, body)
 
     def _discovery(self, root: str, group: Optional[str], version: Optional[str]) -> dict:
@@ -331,6 +334,23 @@ class ApiHandler(BaseHTTPRequestHandler):
                               {"metadata": {"resourceVersion": precondition}, "spec": {"replicas": replicas}},
                               self._dry_run(query))
         self._send_json(200, scale_of(obj))
+
+    def _log(self, target: Target, query: Dict[str, str]) -> None:
+        """What the simulated container logged: its starts, token checks and failures."""
+        store = self.server.store
+        pod = store.get(PODS, target.namespace or "", target.name)
+        names = [container["name"] for container in pod["spec"]["containers"]]
+        container = query.get("container") or (names[0] if len(names) == 1 else None)
+        if container not in names:
+            raise bad_request("a container name must be specified for pod %s, choose one of: [%s]"
+                              % (target.name, " ".join(names)) if container is None else
+                              "container %s is not valid for pod %s" % (container, target.name))
+        with store.lock:
+            lines = container_log(store, pod, container)
+        tail = query.get("tailLines", "")
+        if tail.isdigit():
+            lines = lines[len(lines) - int(tail):] if int(tail) else []
+        self._send_text(200, "".join(line + "\n" for line in lines))
 
     def _get(self, target: Target, query: Dict[str, str], body) -> None:
         store = self.server.store

@@ -129,3 +129,15 @@ def test_rollout_undo_reuses_the_previous_replicaset(kubectl):
     assert "EXTRA" not in [variable["name"] for variable in deployment["spec"]["template"]["spec"]["containers"][0]["env"]]
     replica_sets = json.loads(_ok(kubectl("get", "rs", "-l", "app=cerebro-planner", "-o", "json")))["items"]
     assert sorted(rs["spec"]["replicas"] for rs in replica_sets) == [0, 1]
+
+
+def test_logs_say_why_a_pod_is_not_ready(kubectl, ready_sandbox):
+    assert "serving: the system token of okera_system_user verifies until" in _ok(
+        kubectl("logs", "deployment/cerebro-planner"))
+    expired = "eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJva2VyYV9zeXN0ZW1fdXNlciIsImV4cCI6MX0.c2ln"
+    _ok(kubectl("patch", "secret", "secrets", "--type=merge",
+                "-p", json.dumps({"data": {"SYSTEM_TOKEN_0": base64.b64encode(expired.encode()).decode()}})))
+    _ok(kubectl("delete", "pod", "cerebro-worker-1"))
+    wait_until(lambda: "exiting: the system token was rejected" in kubectl("logs", "cerebro-worker-1").stdout,
+               what="the worker's failure in its log")
+    assert expired not in kubectl("logs", "cerebro-worker-1").stdout
