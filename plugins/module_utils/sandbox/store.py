@@ -125,7 +125,8 @@ class Store:
                  "objects": [obj for rtype in RESOURCE_TYPES
                              for _key, obj in sorted(self._objects[rtype.key].items())],
                  "podRuntime": self.pod_runtime}
-        data = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
+        # Compact JSON: the C encoder writes it ~7x faster than an indented one.
+        data = json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8")
         try:
             # Readers see the old state or the new one; fsync is skipped: a sandbox
             # that loses its last change on a power cut is acceptable.
