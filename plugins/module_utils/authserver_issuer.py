@@ -69,7 +69,6 @@ class IssuedToken:
     path: str
     token: str
     expires_at: int
-    user: str
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,7 @@ class TokenIssuer:
                                   durable=False, replace=False)
             except FileExistsWriteError:
                 continue
-            return IssuedToken(path=path, token=minted.token, expires_at=minted.expires_at,
-                               user=user)
+            return IssuedToken(path=path, token=minted.token, expires_at=minted.expires_at)
         raise FileExistsWriteError("no free token file name for %s after %d attempts"
                                    % (user, _NAME_ATTEMPTS))
 

@@ -17,8 +17,14 @@ import pytest
 from authserver_harness import REPO_ROOT, verify_with_library, verify_with_openssl
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-    reason="needs root, unshare and ip for private network and mount namespaces")
+    os.geteuid() != 0 or not shutil.which("unshare"),
+    reason="needs root and unshare for private network and mount namespaces")
+
+# `ip link set lo up` without needing iproute2: SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP.
+LOOPBACK_UP = (
+    "import fcntl, socket, struct; sock = socket.socket(); "
+    "flags = struct.unpack('16sH', fcntl.ioctl(sock, 0x8913, struct.pack('16sH', b'lo', 0)))[1]; "
+    "fcntl.ioctl(sock, 0x8914, struct.pack('16sH', b'lo', flags | 1))")
 
 # What `pip install .` writes for the pyproject entry point okera-authserver.
 CONSOLE_SCRIPT = """#!{python}
@@ -51,7 +57,7 @@ def test_tutorial_session_verbatim(package_path, pem_key, tmp_path):
 set -e
 mount --make-rprivate /
 mount --bind {group_file} /etc/group
-ip link set lo up
+{python} -c "{loopback_up}"
 okera-authserver -k {key} -d {tokens} > {log} 2>&1 &
 for attempt in $(seq 150); do
   curl -s -o /dev/null http://localhost:5001/healthz && break
@@ -62,7 +68,8 @@ echo
 stat -c '%a %g' $TOKEN
 kill -TERM %1
 wait %1
-""".format(group_file=group_file, key=pem_key, tokens=tokens, log=tmp_path / "server.log")
+""".format(group_file=group_file, key=pem_key, tokens=tokens, log=tmp_path / "server.log",
+           python=sys.executable, loopback_up=LOOPBACK_UP)
     environment = dict(os.environ, PYTHONPATH=str(package_path),
                        PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
     result = subprocess.run(["unshare", "--mount", "--net", "bash", "-c", script],
