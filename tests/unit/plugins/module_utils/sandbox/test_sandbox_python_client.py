@@ -209,16 +209,21 @@ def test_dry_run_changes_nothing(sandbox):
     assert "X" not in after.data and after.metadata.resource_version == before.metadata.resource_version
 
 
-def test_watch_streams_pod_events(sandbox):
-    core = client.CoreV1Api(_api(sandbox))
-    seen = set()
+def test_watch_from_a_list_sees_a_pod_replaced(ready_sandbox):
+    core = client.CoreV1Api(_api(ready_sandbox))
+    listed = core.list_namespaced_pod("default", label_selector="app=cerebro-planner")
+    old = listed.items[0].metadata.name
+    core.delete_namespaced_pod(old, "default")
+    seen = []
     stream = watch.Watch()
     for event in stream.stream(core.list_namespaced_pod, "default", label_selector="app=cerebro-planner",
-                               timeout_seconds=10):
-        seen.add(event["type"])
-        if event["object"].status.container_statuses and event["object"].status.container_statuses[0].ready:
+                               resource_version=listed.metadata.resource_version, timeout_seconds=10):
+        pod = event["object"]
+        seen.append((event["type"], pod.metadata.name == old))
+        if pod.metadata.name != old and pod.status.container_statuses and pod.status.container_statuses[0].ready:
             stream.stop()
-    assert "ADDED" in seen and "MODIFIED" in seen
+    assert seen[0] == ("DELETED", True)
+    assert ("ADDED", False) in seen and seen[-1] == ("MODIFIED", False)
 
 
 def test_discovery_documents(sandbox):
