@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import ssl
@@ -84,6 +86,31 @@ def scale_of(obj: dict) -> dict:
             "spec": {"replicas": obj["spec"].get("replicas", 0)},
             "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
                        "selector": ",".join("%s=%s" % item for item in sorted(selector.items()))}}
+
+
+def _page(items: List[dict], query: Dict[str, str]) -> Tuple[List[dict], dict]:
+    """One page of a list for ``limit``/``continue``; the token names the last object given.
+
+    Later pages read the current state (a real server reads the first page's snapshot).
+    """
+    start = 0
+    if query.get("continue"):
+        try:
+            last = json.loads(base64.urlsafe_b64decode(query["continue"].encode("ascii")))
+            start = sum(1 for obj in items if _list_key(obj) <= tuple(last))
+        except (ValueError, TypeError, binascii.Error):
+            raise bad_request("continue key is not valid: pass the metadata.continue of the "
+                              "previous page") from None
+    limit = query.get("limit", "")
+    if not limit.isdigit() or int(limit) == 0 or len(items) - start <= int(limit):
+        return items[start:], {}
+    page = items[start:start + int(limit)]
+    token = base64.urlsafe_b64encode(json.dumps(_list_key(page[-1])).encode("utf-8")).decode("ascii")
+    return page, {"continue": token, "remainingItemCount": len(items) - start - len(page)}
+
+
+def _list_key(obj: dict) -> Tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
 def _query_flag(query: Dict[str, str], name: str) -> bool:
@@ -365,12 +392,14 @@ class ApiHandler(BaseHTTPRequestHandler):
         store = self.server.store
         items, revision = store.list(target.rtype, target.namespace, query.get("labelSelector"),
                                      query.get("fieldSelector"))
+        items, page = _page(items, query)
         if self._table_wanted() and target.rtype.plural in COLUMNS:
-            self._send_json(200, table(target.rtype, items, revision,
-                                       query.get("includeObject", "Metadata"), store.clock()))
-            return
-        self._send_json(200, {"kind": target.rtype.kind + "List", "apiVersion": target.rtype.api_version,
-                              "metadata": {"resourceVersion": str(revision)}, "items": items})
+            answer = table(target.rtype, items, revision, query.get("includeObject", "Metadata"), store.clock())
+        else:
+            answer = {"kind": target.rtype.kind + "List", "apiVersion": target.rtype.api_version,
+                      "metadata": {"resourceVersion": str(revision)}, "items": items}
+        answer["metadata"].update(page)
+        self._send_json(200, answer)
 
     def _create(self, target: Target, query: Dict[str, str], body) -> None:
         if target.namespace is None and target.rtype.namespaced:
@@ -470,10 +499,12 @@ class ApiHandler(BaseHTTPRequestHandler):
                 break
             for event in events:
                 since = event.revision
-                if event.rtype is target.rtype and matches(event.obj) and (
-                        target.namespace is None
-                        or event.obj["metadata"].get("namespace") == target.namespace):
-                    send(event.type, event.obj)
+                if event.rtype is not target.rtype or target.namespace not in (
+                        None, event.obj["metadata"].get("namespace")):
+                    continue
+                event_type = event.seen_through(matches)
+                if event_type is not None:
+                    send(event_type, event.obj)
         self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
 

@@ -74,6 +74,17 @@ class Event:
     type: str  # ADDED, MODIFIED, DELETED
     rtype: ResourceType
     obj: dict
+    previous: Optional[dict] = None  # the object before a MODIFIED event
+
+    def seen_through(self, matches: Callable[[dict], bool]) -> Optional[str]:
+        """The event a watch with a selector gets: an object moving out of it is DELETED for it."""
+        now = matches(self.obj)
+        before = matches(self.previous) if self.previous is not None else now
+        if self.type != "MODIFIED" or (now and before):
+            return self.type if now else None
+        if now:
+            return "ADDED"
+        return "DELETED" if before else None
 
 
 class Store:
@@ -209,13 +220,16 @@ class Store:
             obj = copy.deepcopy(deleted)
             obj["metadata"]["resourceVersion"] = str(self._revision)
             self.pod_runtime.pop(meta.get("uid"), None)
+            previous = None
         else:
             meta = obj["metadata"]
             meta["resourceVersion"] = str(self._revision)
-            self._objects[rtype.key][(meta.get("namespace", ""), meta["name"])] = obj
+            key = (meta.get("namespace", ""), meta["name"])
+            previous = self._objects[rtype.key].get(key)
+            self._objects[rtype.key][key] = obj
         if len(self._events) == self._events.maxlen:
             self._history_start = self._events[0].revision
-        self._events.append(Event(self._revision, event_type, rtype, obj))
+        self._events.append(Event(self._revision, event_type, rtype, obj, previous))
         self._dirty = True
         self.changed.notify_all()
         return obj

@@ -191,3 +191,34 @@ def test_openapi_v3_tells_kubectl_that_the_server_validates(sandbox):
     patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
     assert "fieldValidation" in [parameter["name"] for parameter in patch["parameters"]]
+
+
+def test_label_selector_watch_sees_objects_enter_and_leave(sandbox):
+    _, configmaps = _json(sandbox, "GET", "/api/v1/namespaces/default/configmaps")
+    since = configmaps["metadata"]["resourceVersion"]
+    sandbox.store.create(CONFIGMAPS, "default", {"metadata": {"name": "m", "labels": {"tier": "x"}}})
+    for tier in ("y", "x", "x"):
+        sandbox.store.patch(CONFIGMAPS, "default", "m", "application/merge-patch+json",
+                            {"metadata": {"labels": {"tier": tier}, "annotations": {"n": str(time.time())}}})
+    events = _watch_events(sandbox, "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1"
+                                    "&labelSelector=tier%3Dx&resourceVersion=" + since)
+    assert [event["type"] for event in events] == ["ADDED", "DELETED", "ADDED", "MODIFIED"]
+
+
+def test_lists_are_paged_with_limit_and_continue(sandbox):
+    with sandbox.store.batch():
+        for number in range(7):
+            sandbox.store.create(CONFIGMAPS, "default", {"metadata": {"name": "page-%d" % number}})
+    names, token, pages = [], None, 0
+    while True:
+        path = "/api/v1/namespaces/default/configmaps?limit=3" + ("&continue=" + token if token else "")
+        status, answer = _json(sandbox, "GET", path)
+        assert status == 200
+        names += [item["metadata"]["name"] for item in answer["items"]]
+        pages += 1
+        token = answer["metadata"].get("continue")
+        if not token:
+            break
+        assert answer["metadata"]["remainingItemCount"] == 7 - len(names)
+    assert names == ["page-%d" % number for number in range(7)] and pages == 3
+    assert _json(sandbox, "GET", "/api/v1/namespaces/default/configmaps?limit=3&continue=%%%")[0] == 400
