@@ -1,5 +1,5 @@
 # Copyright: okera.auth contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """``python -m okera_auth.sandbox``: the same as the ``okera-auth-sandbox`` command."""
 
 from .cli import main
