@@ -166,7 +166,7 @@ def _serve_in_background(args: argparse.Namespace, state: StateDir, out: TextIO)
             os.chmod(state.log, 0o600)
             try:
                 server = _build_server(args, state, _log_to(log_stream))
-            except OkeraAuthError as error:
+            except (OkeraAuthError, OSError) as error:
                 pipe.write(str(error))
                 raise SystemExit(1) from None
             devnull = os.open(os.devnull, os.O_RDWR)
@@ -193,6 +193,7 @@ def cmd_stop(args: argparse.Namespace, out: TextIO) -> int:
     state = StateDir(args.state_dir)
     record = running_server(state)
     if record is None:
+        _remove_pidfile(state)  # a stale one, left by a killed server
         out.write("%s: no server is running for %s\n" % (PROGRAM, state.root))
         return 0
     os.kill(record["pid"], signal.SIGTERM)
@@ -308,7 +309,8 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
     handlers = {"init": cmd_init, "serve": cmd_serve, "stop": cmd_stop, "status": cmd_status}
     try:
         return handlers[args.command](args, out)
-    except (OkeraAuthError, ApiError) as error:
+    except (OkeraAuthError, ApiError, OSError) as error:
+        # OSError: a state file that cannot be read or written, certificates that do not load.
         sys.stderr.write("%s: error: %s\n" % (PROGRAM, error))
         return 1
     except KeyboardInterrupt:

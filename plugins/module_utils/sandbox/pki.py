@@ -95,5 +95,10 @@ def write_certificates(ca_path: str, cert_path: str, key_path: str) -> None:
 def server_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_path, key_path)
+    try:
+        context.load_cert_chain(cert_path, key_path)
+    except (OSError, ssl.SSLError) as error:
+        raise SandboxError("cannot load the server certificate %s or its key (%s): delete ca.crt, "
+                           "server.crt and server.key from the state directory to have new ones made"
+                           % (cert_path, getattr(error, "reason", None) or error)) from None
     return context

@@ -115,3 +115,16 @@ def test_plain_http_and_config_in_the_token_secret(run_cli, tmp_path):
         assert json.loads(run_cli("status", "--state-dir", state, "--json").stdout)["token"]["valid"]
     finally:
         run_cli("stop", "--state-dir", state)
+
+
+def test_broken_certificate_and_stale_pidfile(run_cli, tmp_path):
+    state = tmp_path / "state"
+    assert run_cli("init", "--state-dir", str(state)).returncode == 0
+    (state / "server.crt").write_text("not a certificate")
+    done = run_cli("start", "--state-dir", str(state))
+    assert done.returncode == 1 and "cannot load the server certificate" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    (state / "server.pid").write_text(json.dumps({"pid": 1, "started": "not-init's"}))
+    stopped = run_cli("stop", "--state-dir", str(state))
+    assert stopped.returncode == 0 and "no server is running" in stopped.stdout
+    assert not (state / "server.pid").exists()
