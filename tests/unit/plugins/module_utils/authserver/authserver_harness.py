@@ -19,7 +19,7 @@ from okera_auth.tokens import verify
 
 REPO_ROOT = Path(__file__).resolve().parents[5]
 MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils"
-LISTENING = re.compile(r"Listening on http://([0-9.]+):(\d+)")
+LISTENING = re.compile(r"Listening on http://(\[[0-9a-f:]+\]|[0-9.]+):(\d+)")
 READY = re.compile(r"Signing with .* key kid=")
 
 

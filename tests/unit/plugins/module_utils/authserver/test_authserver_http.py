@@ -1,6 +1,7 @@
 """okera-authserver over real HTTP on 127.0.0.1: the tutorial, answers, endpoints, bad input."""
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import subprocess
@@ -187,6 +188,26 @@ def test_other_methods_are_405(refusing_daemon, method):
     assert response.status == 405 and response.getheader("Allow") == "GET"
     connection.close()
     assert list(daemon.directory.iterdir()) == []
+
+
+def test_ipv6_loopback_serves_tokens_or_is_a_one_line_error(start_daemon, run_authserver,
+                                                           pem_key, tmp_path):
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:  # no IPv6 on this machine: the server must say so in one line
+        result = run_authserver("-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"),
+                                "-p", "0", "--bind", "::1")
+        assert result.returncode == 2 and result.stderr.count("\n") == 1
+        assert "cannot listen on ::1 port 0" in result.stderr
+        return
+    daemon = start_daemon("--bind", "::1")
+    assert "Listening on http://[::1]:%d" % daemon.port in daemon.log()
+    connection = http.client.HTTPConnection("::1", daemon.port, timeout=10)
+    connection.request("GET", "/janedoe")
+    response = connection.getresponse()
+    assert response.status == 200 and Path(response.read().decode()).exists()
+    connection.close()
 
 
 def test_basic_auth_credentials_are_ignored(start_daemon):
