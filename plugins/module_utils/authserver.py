@@ -34,6 +34,10 @@ from .tokens import Signer, parse_duration
 
 ENV_PREFIX = "OKERA_AUTHSERVER_"
 EXIT_USAGE = 2
+# A signing thread whose RSA operation is done waits for the GIL to write the file; CPython's
+# default 5 ms switch interval lets the event loop keep it that long. With 0.5 ms, alternating
+# wrk runs on 2 busy cores gave 1,580 instead of 1,080 tokens/s on average (RS512, noisy).
+GIL_SWITCH_INTERVAL = 0.0005
 
 
 class StartupError(OkeraAuthError):
@@ -524,6 +528,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not HAS_CRYPTO_LIBS:
         _fail("PyJWT and cryptography are required: pip install okera-auth")
         return EXIT_USAGE
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         server = AuthServer(settings, log)
         asyncio.run(server.run())
