@@ -79,7 +79,7 @@ EOF
 }
 
 sanity_run() {  # ansible-test needs the collection at .../ansible_collections/okera/auth
-  local venv=$1 python=$2
+  local venv=$root/$1 python=$2
   local tree="$cache/sanity-$python/ansible_collections/okera/auth"
   rm -rf "$cache/sanity-$python" && mkdir -p "$tree"
   git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tree" 2>/dev/null
