@@ -190,8 +190,8 @@ def test_other_methods_are_405(refusing_daemon, method):
     assert list(daemon.directory.iterdir()) == []
 
 
-def test_ipv6_loopback_serves_tokens_or_is_a_one_line_error(start_daemon, run_authserver,
-                                                           pem_key, tmp_path):
+def test_ipv6_loopback_serves_tokens_or_is_a_one_line_error(
+        start_daemon, run_authserver, pem_key, tmp_path):
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
