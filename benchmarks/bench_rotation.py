@@ -72,7 +72,7 @@ def main() -> None:
                 single.append(seconds)
                 tasks = int(re.search(r"ok=(\d+)", output.split("PLAY RECAP")[1]).group(1))
                 seconds, _output = _timed([playbook_tool, "-i", many, PLAYBOOK, "-e", "system_token_force=true",
-                                     "--forks", str(args.clusters)], env)
+                                           "--forks", str(args.clusters)], env)
                 parallel.append(seconds)
             floor_playbook = work / "floor.yml"
             floor_playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [

@@ -67,7 +67,7 @@ def measure(make_client: Callable[[], Client], threads: int, requests: int,
         with lock:
             latencies.extend(mine)
     started = time.perf_counter()
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    workers = [threading.Thread(target=worker) for _thread in range(threads)]
     for thread in workers:
         thread.start()
     for thread in workers:

@@ -31,8 +31,8 @@ def test_decodes_without_keys(module, run_module, token):
 def test_verifies_with_public_key_file_and_reports_kid(module, run_module, token, key_dir,
                                                        rsa_private_key):
     result = run_module(module, {"token": token, "public_key_path": [str(key_dir / "public.pem")],
-                                    "algorithms": ["rsa512"], "subject": "okera_system_user",
-                                    "issuer": "prod"})[0]
+                                 "algorithms": ["rsa512"], "subject": "okera_system_user",
+                                 "issuer": "prod"})[0]
     assert result["valid"] and result["reason"] is None
     assert result["verified_kid"] == keys.jwk_thumbprint(rsa_private_key.public_key())
 
@@ -60,7 +60,7 @@ def test_wrong_key_and_tampering_are_invalid_with_reason(module, run_module, tok
 
 def test_expected_subject_mismatch(module, run_module, token, rsa_public_pem):
     result = run_module(module, {"token": token, "public_key_content": [rsa_public_pem.decode()],
-                                    "subject": "someone_else"})[0]
+                                 "subject": "someone_else"})[0]
     assert result["valid"] is False and "subject" in result["reason"]
 
 

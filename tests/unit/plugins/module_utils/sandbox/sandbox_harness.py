@@ -67,5 +67,5 @@ def kubectl_runner(binary: str, kubeconfig: str) -> Callable[..., subprocess.Com
         command: List[str] = [binary, "--kubeconfig", kubeconfig]
         if context:
             command += ["--context", context]
-        return subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout, check=False)
     return run

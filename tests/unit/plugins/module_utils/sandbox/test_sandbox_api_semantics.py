@@ -63,7 +63,7 @@ def test_watch_from_now_starts_with_what_exists_and_filters_by_name(sandbox):
 
 
 def test_watch_from_a_forgotten_resource_version_is_410_expired(sandbox):
-    _, configmaps = _json(sandbox, "GET", "/api/v1/namespaces/default/configmaps")
+    configmaps = _json(sandbox, "GET", "/api/v1/namespaces/default/configmaps")[1]
     since = int(configmaps["metadata"]["resourceVersion"])
     with sandbox.store.batch():
         for number in range(store_module.EVENT_HISTORY + 5):
@@ -83,8 +83,8 @@ def test_delete_collection_by_label(sandbox):
 
 
 def test_orphan_propagation_keeps_the_replicaset_and_its_pods(ready_sandbox):
-    status, _ = _json(ready_sandbox, "DELETE", "/apis/apps/v1/namespaces/default/deployments/cerebro-planner",
-                      {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan"})
+    status = _json(ready_sandbox, "DELETE", "/apis/apps/v1/namespaces/default/deployments/cerebro-planner",
+                   {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan"})[0]
     assert status == 200
     time.sleep(0.5)
     replica_sets = [rs for rs in ready_sandbox.store.objects(REPLICASETS)
@@ -122,8 +122,8 @@ def test_unsupported_patch_type_and_protobuf_are_415(sandbox):
     status, answer = _json(sandbox, "PATCH", "/api/v1/namespaces/default/secrets/secrets", {"a": 1},
                            content_type="text/plain")
     assert status == 415 and answer["reason"] == "UnsupportedMediaType"
-    status, _ = _json(sandbox, "POST", "/api/v1/namespaces/default/secrets", {"metadata": {"name": "p"}},
-                      content_type="application/vnd.kubernetes.protobuf")
+    status = _json(sandbox, "POST", "/api/v1/namespaces/default/secrets", {"metadata": {"name": "p"}},
+                   content_type="application/vnd.kubernetes.protobuf")[0]
     assert status == 415
 
 
@@ -136,7 +136,7 @@ def test_unknown_paths_and_methods(sandbox):
 
 
 def test_updates_that_change_nothing_keep_the_resource_version(sandbox):
-    _, secret = _json(sandbox, "GET", "/api/v1/namespaces/default/secrets/secrets")
+    secret = _json(sandbox, "GET", "/api/v1/namespaces/default/secrets/secrets")[1]
     status, again = _json(sandbox, "PUT", "/api/v1/namespaces/default/secrets/secrets", secret)
     assert status == 200 and again["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
 
@@ -194,7 +194,7 @@ def test_openapi_v3_tells_kubectl_that_the_server_validates(sandbox):
 
 
 def test_label_selector_watch_sees_objects_enter_and_leave(sandbox):
-    _, configmaps = _json(sandbox, "GET", "/api/v1/namespaces/default/configmaps")
+    configmaps = _json(sandbox, "GET", "/api/v1/namespaces/default/configmaps")[1]
     since = configmaps["metadata"]["resourceVersion"]
     sandbox.store.create(CONFIGMAPS, "default", {"metadata": {"name": "m", "labels": {"tier": "x"}}})
     for tier in ("y", "x", "x"):

@@ -54,7 +54,7 @@ def test_start_status_stop(run_cli, started):
 
 
 def test_state_files_are_private(started):
-    state, _ = started
+    state = started[0]
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
     for name in ("signing-key.pem", "admin.token", "reader.token", "kubeconfig", "cluster.json",
                  "sandbox.json", "server.key"):
@@ -62,7 +62,7 @@ def test_state_files_are_private(started):
 
 
 def test_second_start_is_refused_while_running(run_cli, started):
-    state, _ = started
+    state = started[0]
     done = run_cli("start", "--state-dir", state)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "already serves" in done.stderr
