@@ -7,7 +7,7 @@
 # Exits non-zero when any step fails; a skipped test counts as a failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 2
 quick=false
 [ "${1:-}" = "--quick" ] && quick=true
 
@@ -43,7 +43,7 @@ find_python312() {  # ansible-core 2.21 needs Python 3.12 or newer
 }
 
 host_dependencies() {
-  local wanted=(openssl openssh-client curl) missing=() package
+  local wanted=(openssl openssh-client curl shellcheck) missing=() package
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
   done
@@ -88,7 +88,7 @@ sanity_run() {  # ansible-test needs the collection at .../ansible_collections/o
   local pip_version
   pip_version=$(grep -oP "pip='\K[0-9.]+" "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
   mkdir -p ~/.ansible/test/cache
-  cp tests/sanity/get_pip_offline.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+  cp tests/sanity/get_pip_offline.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
   (cd "$tree" && "$venv/bin/ansible-test" sanity --requirements --python "$python" --color no)
 }
 
