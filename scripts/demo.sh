@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The main job, end to end, with no cluster: start a local sandbox cluster whose system token
 # expires in 2 days, rotate it with playbooks/rotate_system_token.yml, and show before and after.
-# Sets up .venv on first use (ansible-core 2.19 + requirements.txt + this checkout); later runs
+# Sets up .venv on first use (ansible-core 2.19, requirements*.txt, this checkout); later runs
 # reuse it. The sandbox is a rehearsal tool; production runs point the inventory at real clusters.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt
+# The same virtualenv as scripts/test.sh, so switching between the two never rebuilds it.
+bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt requirements-test.txt
 venv="$root/.venv"
 # Ansible finds okera.auth as this checkout.
 mkdir -p .cache/collections/ansible_collections/okera
