@@ -14,7 +14,7 @@ import os
 import re
 import socket
 import ssl
-from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
+from typing import Any, Dict, Mapping, Optional
 from urllib.parse import quote, urlencode
 
 from .errors import OkeraAuthError
@@ -62,7 +62,8 @@ AUTH_ENV: Dict[str, str] = {
 }
 
 AUTH_ARG_SPEC: Dict[str, Dict[str, Any]] = {
-    "kubeconfig": {"type": "raw"},
+    # An inline kubeconfig (a dict) holds credentials, as a proxy URL may: never log either.
+    "kubeconfig": {"type": "raw", "no_log": True},
     "context": {"type": "str"},
     "host": {"type": "str"},
     "api_key": {"type": "str", "no_log": True},
@@ -72,12 +73,11 @@ AUTH_ARG_SPEC: Dict[str, Dict[str, Any]] = {
     "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
     "client_cert": {"type": "path", "aliases": ["cert_file"]},
     "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False},
-    "proxy": {"type": "str"},
+    "proxy": {"type": "str", "no_log": True},
     "impersonate_user": {"type": "str"},
 }
 
 _TRUE_WORDS = {"1", "true", "yes", "on", "y"}
-T = TypeVar("T")
 _SECRET_PATTERN = re.compile(r"(Bearer|Basic)\s+\S+", re.IGNORECASE)
 
 
@@ -305,19 +305,3 @@ def api_path(namespace: str, plural: str, name: Optional[str] = None, group: str
     prefix = "/apis/%s" % group if group else "/api/v1"
     path = "%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural)
     return path + ("/" + quote(name, safe="") if name else "")
-
-
-def call(api_client: Any, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one typed client call with the request timeout; failures become ClusterError."""
-    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-    try:
-        return function(*args, **kwargs)
-    except ClusterError:
-        raise
-    except Exception as exc:  # every client failure is translated, never shown as a traceback
-        raise explain(exc, server_of(api_client), what) from None
-
-
-def to_dict(api_client: Any, obj: Any) -> Dict[str, Any]:
-    """A typed response model as the plain JSON-shaped dict the API server sent (camelCase keys)."""
-    return api_client.sanitize_for_serialization(obj) if obj is not None else {}

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
+from .files import write_file_atomic
 from .k8s import ClusterError, api_path, request
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -109,17 +110,8 @@ def write_backup(path: str, current: SecretData, keys: List[str]) -> str:
         "metadata": {"name": current.name, "namespace": current.namespace},
         "data": {key: _encode(current.data.get(key)) for key in keys},
     }
-    temporary = "%s.%d.tmp" % (path, os.getpid())
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    write_file_atomic(path, text.encode("utf-8"), mode=0o600)
     return path
 
 

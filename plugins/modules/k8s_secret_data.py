@@ -142,6 +142,7 @@ backup_file:
 """
 
 from ansible_collections.okera.auth.plugins.module_utils._k8s_module import api_client_for, cluster_module
+from ansible_collections.okera.auth.plugins.module_utils.errors import FileWriteError
 from ansible_collections.okera.auth.plugins.module_utils.k8s import ClusterError, describe_target
 from ansible_collections.okera.auth.plugins.module_utils.k8s_secrets import backup_file_name, set_secret_data
 
@@ -176,6 +177,8 @@ def main() -> None:
                                  conflict_retries=params["conflict_retries"], backup_path=backup_path)
     except ClusterError as error:
         module.fail_json(msg=str(error), cluster=describe_target(params))
+    except FileWriteError as error:
+        module.fail_json(msg="%s; check backup_dir" % error)
     except OSError as error:
         module.fail_json(msg="cannot write the backup file %s: %s; check backup_dir" % (backup_path, error.strerror))
     output = {

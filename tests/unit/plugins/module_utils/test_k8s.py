@@ -15,11 +15,10 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 
 from okera_auth.k8s import (
-    ClusterError, api_path, build_api_client, build_configuration, call, explain, request, resolve_auth_params,
+    ClusterError, api_path, build_api_client, build_configuration, explain, request, resolve_auth_params,
 )
 
 TOKEN = "sekret-token-value-123"
@@ -125,12 +124,6 @@ def test_a_bearer_token_in_a_server_message_is_redacted():
 
 def _list_namespaces(api_client):
     return request(api_client, "list namespaces", "GET", "/api/v1/namespaces")
-
-
-def test_typed_client_calls_are_translated_too():
-    api_client = build_api_client({"kubeconfig": _kubeconfig("http://127.0.0.1:%d" % _closed_port())}, {})
-    with pytest.raises(ClusterError, match="connection refused"):
-        call(api_client, "list namespaces", k8s_client.CoreV1Api(api_client).list_namespace)
 
 
 def test_api_paths_quote_names():
