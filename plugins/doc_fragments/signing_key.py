@@ -26,12 +26,12 @@ options:
     type: str
   algorithm:
     description:
-      - JWA name of the signing algorithm, or Okera's spelling of it (V(rsa512), V(RSA256)).
+      - JWA name of the signing algorithm (V(RS256), V(RS384), V(RS512), V(PS256), V(PS384),
+        V(PS512), V(ES256), V(ES384), V(ES512), V(EdDSA)), in any case, or Okera's spelling of
+        it (V(rsa512), V(RSA256)). C(none) and HMAC algorithms are refused.
       - The key must fit it (RSA for RS*/PS*, the matching EC curve for ES*, Ed25519/Ed448 for EdDSA).
     type: str
     default: RS512
-    choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
-              rsa256, rsa384, rsa512, RSA256, RSA384, RSA512]
 requirements:
   - PyJWT >= 2.10
   - cryptography >= 41

@@ -250,10 +250,6 @@ class PublicKeyEntry:
     key: PublicKey
     kid: str
 
-    @property
-    def description(self) -> str:
-        return describe_key(self.key)
-
 
 def _entry(key: PublicKey, kid: Optional[str] = None) -> PublicKeyEntry:
     _check_strength(key)

@@ -171,16 +171,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
 from ansible_collections.okera.auth.plugins.module_utils.files import write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
-    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, SUPPORTED_ALGORITHMS,
-    load_private_key, read_key_file,
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key, read_key_file,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     Signer, TokenSpec, decode_unverified, expiry_facts, mint, parse_duration, parse_time,
     renewal_reason, token_summary,
 )
-
-ALGORITHM_CHOICES = list(SUPPORTED_ALGORITHMS) + [
-    "rsa256", "rsa384", "rsa512", "RSA256", "RSA384", "RSA512"]
 
 
 def _read_existing(path):
@@ -215,7 +211,7 @@ def main():
             private_key_path=dict(type="path"),
             private_key_content=dict(type="str", no_log=True),
             private_key_passphrase=dict(type="str", no_log=True),
-            algorithm=dict(type="str", default="RS512", choices=ALGORITHM_CHOICES),
+            algorithm=dict(type="str", default="RS512"),
             subject=dict(type="str", required=True),
             issuer=dict(type="str"),
             groups=dict(type="list", elements="str"),

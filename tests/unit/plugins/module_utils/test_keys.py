@@ -170,10 +170,10 @@ def test_public_keys_in_every_form(rsa_private_key, rsa_public_pem, ssh_keys, ec
     for form in (rsa_public_pem, pkcs1, base64.b64encode(rsa_public_pem)):
         assert [entry.kid for entry in keys.load_public_keys(form)] == [kid]
     assert [entry.kid for entry in keys.load_public_keys(jwks)] == ["k1"]
-    assert keys.load_public_keys(ssh_keys["openssh_public"])[0].description == "RSA 2048"
+    assert keys.describe_key(keys.load_public_keys(ssh_keys["openssh_public"])[0].key) == "RSA 2048"
     ec_pem = keys.public_key_pem(ec_p256_private_key.public_key())
     both = rsa_public_pem.decode() + "," + ec_pem  # Okera's comma-separated JWT_PUBLIC_KEY
-    assert [entry.description for entry in keys.load_public_keys(both)] == ["RSA 2048", "EC P-256"]
+    assert [keys.describe_key(entry.key) for entry in keys.load_public_keys(both)] == ["RSA 2048", "EC P-256"]
 
 
 def test_private_key_where_public_expected_is_refused(rsa_key_pem):
