@@ -1,6 +1,6 @@
 """Minting throughput of the token library against raw cryptography signing, in one run.
 
-    python benchmarks/bench_tokens.py [--seconds 1.0] [--rounds 7] [--algorithm RS512]
+    python benchmarks/bench_tokens.py [--seconds 1.0] [--rounds 7] [--bits 2048]
 
 Each round times the library (Signer + mint: claims, JSON, base64url, signature) and the
 ceiling (cryptography signing the same-size input with the same key object) back to back,

@@ -144,7 +144,7 @@ if ! $quick; then
   else
     step "find Python 3.12+ for ansible-core 2.21" false
   fi
-  step "ansible-test sanity, ansible-core 2.19" sanity_run .venv 3.11
+  step "ansible-test sanity, ansible-core 2.19" sanity_run .venv "$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   step "molecule: authserver role on systemd nodes" molecule_run
 fi
 

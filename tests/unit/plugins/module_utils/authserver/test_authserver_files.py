@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator, Tuple
 
 import pytest
 
@@ -130,9 +132,9 @@ def test_full_disk_is_500_and_leaves_no_file(start_daemon, tmp_path):
         subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
-@needs_root
-def test_unprivileged_member_of_the_group_can_run_it(start_daemon, pem_key):
-    uid, gid = 4101, 4101
+@contextlib.contextmanager
+def _owned_workdir(pem_key: Path, uid: int, gid: int) -> Iterator[Tuple[Path, Path]]:
+    """A temp directory holding a 0600 copy of the key, both owned by uid:gid; removed after."""
     workdir = Path(tempfile.mkdtemp(prefix="authserver-user-"))
     try:
         os.chown(workdir, uid, gid)
@@ -140,31 +142,31 @@ def test_unprivileged_member_of_the_group_can_run_it(start_daemon, pem_key):
         key.write_bytes(pem_key.read_bytes())
         os.chown(key, uid, gid)
         os.chmod(key, 0o600)
+        yield workdir, key
+    finally:
+        subprocess.run(["rm", "-rf", str(workdir)], check=True)
+
+
+@needs_root
+def test_unprivileged_member_of_the_group_can_run_it(start_daemon, pem_key):
+    uid, gid = 4101, 4101
+    with _owned_workdir(pem_key, uid, gid) as (workdir, key):
         daemon = start_daemon("-g", str(OTHER_GID), key=key, workdir=workdir,
                               run_as=(uid, gid, [OTHER_GID]))
         path = Path(daemon.get("/janedoe")[2])
         info = path.stat()
         assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (uid, OTHER_GID, 0o640)
         assert daemon.stop() == 0
-    finally:
-        subprocess.run(["rm", "-rf", str(workdir)], check=True)
 
 
 @needs_root
 def test_unprivileged_user_outside_the_group_is_refused_at_start(start_daemon, pem_key):
     uid, gid = 4102, 4102
-    workdir = Path(tempfile.mkdtemp(prefix="authserver-user-"))
-    try:
-        os.chown(workdir, uid, gid)
-        key = workdir / "key.pem"
-        key.write_bytes(pem_key.read_bytes())
-        os.chown(key, uid, gid)
+    with _owned_workdir(pem_key, uid, gid) as (workdir, key):
         with pytest.raises(AssertionError, match="exited"):
             start_daemon("-g", str(OTHER_GID), key=key, workdir=workdir, run_as=(uid, gid, []))
         errors = (workdir / "daemon.err").read_text()
         assert errors.count("\n") == 1 and "gid %d" % OTHER_GID in errors
-    finally:
-        subprocess.run(["rm", "-rf", str(workdir)], check=True)
 
 
 def test_two_requests_in_the_same_nanosecond_get_two_files(tmp_path, rsa_private_key):
