@@ -8,6 +8,7 @@ import stat
 import subprocess
 
 import pytest
+import yaml
 
 from okera_auth.k8s_secrets import value_hash
 from sandbox_cluster import Sandbox
@@ -109,6 +110,14 @@ def test_wrong_api_key_is_a_401_line_without_the_key(secret_info, run_module, au
     result, failed = run_module(secret_info, dict(auth, name="secrets", api_key="not-the-token"))
     assert failed and "rejected the credentials (401 Unauthorized)" in result["msg"]
     assert "not-the-token" not in json.dumps(result)
+
+
+def test_inline_kubeconfig_credentials_never_reach_the_result(secret_info, run_module, sandbox):
+    kubeconfig = yaml.safe_load(sandbox.kubeconfig.read_text())
+    bearer = kubeconfig["users"][0]["user"]["token"]
+    result, failed = run_module(secret_info, {"kubeconfig": kubeconfig, "name": "secrets"})
+    assert not failed and "SYSTEM_TOKEN_0" in result["keys"]
+    assert bearer not in json.dumps(result)
 
 
 def test_restart_by_selector_waits_for_complete_rollouts(restart, run_module, auth, sandbox):
