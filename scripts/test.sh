@@ -80,16 +80,28 @@ EOF
 
 sanity_run() {  # ansible-test needs the collection at .../ansible_collections/okera/auth
   local venv=$root/$1 python=$2
-  local tree="$cache/sanity-$python/ansible_collections/okera/auth"
-  rm -rf "$cache/sanity-$python" && mkdir -p "$tree"
-  git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tree" 2>/dev/null
+  # Outside this work tree: inside it, ansible-test would ask the outer git for the files
+  # and find none (the copy is ignored), skipping every target.
+  local top
+  top=$(mktemp -d "${TMPDIR:-/tmp}/okera-auth-sanity.XXXXXX")
+  local tree="$top/ansible_collections/okera/auth"
+  mkdir -p "$tree"
+  git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tree"
   # ansible-test fetches pip's get-pip.py from a site outside the reachable registries;
   # the stand-in bootstraps pip from the interpreter and installs from the index.
   local pip_version
   pip_version=$(grep -oP "pip='\K[0-9.]+" "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
   mkdir -p ~/.ansible/test/cache
   cp tests/sanity/get_pip_offline.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
-  (cd "$tree" && "$venv/bin/ansible-test" sanity --requirements --python "$python" --color no)
+  local status=0
+  (cd "$tree" && "$venv/bin/ansible-test" sanity --requirements --python "$python" --color no) \
+    2>&1 | tee "$top/sanity.log" || status=1
+  if grep -q "All targets skipped" "$top/sanity.log"; then
+    echo "ansible-test found no files to check"
+    status=1
+  fi
+  rm -rf "$top"
+  return $status
 }
 
 lint_run() {

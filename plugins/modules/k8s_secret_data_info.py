@@ -81,7 +81,7 @@ exists:
   description: Whether the Secret exists.
   returned: always
   type: bool
-keys:
+key_names:
   description: The keys returned (all of the Secret's, or those of O(keys) that it has).
   returned: always
   type: list
@@ -146,7 +146,7 @@ def main() -> None:
     if missing and secret.exists and params["fail_on_missing"]:
         module.fail_json(msg="%s has no key %s (it has: %s)" % (where, ", ".join(missing), ", ".join(sorted(secret.data)) or "none"),
                          exists=True, missing_keys=missing)
-    result = {"changed": False, "exists": secret.exists, "keys": present, "missing_keys": missing,
+    result = {"changed": False, "exists": secret.exists, "key_names": present, "missing_keys": missing,
               "hashes": secret.hashes(present)}
     if secret.exists:
         result.update(resource_version=secret.resource_version, type=secret.type)

@@ -94,7 +94,7 @@ def test_missing_secret_is_created_only_when_asked(secret_data, run_module, auth
 def test_info_returns_values_only_with_return_content(secret_info, run_module, auth, sandbox):
     token = sandbox.secret_value()
     result, failed = run_module(secret_info, dict(auth, name="secrets", keys=["SYSTEM_TOKEN_0"]))
-    assert not failed and result["keys"] == ["SYSTEM_TOKEN_0"] and "data" not in result
+    assert not failed and result["key_names"] == ["SYSTEM_TOKEN_0"] and "data" not in result
     assert result["hashes"]["SYSTEM_TOKEN_0"] == value_hash(token.encode())
     assert token not in json.dumps(result)
     result, failed = run_module(secret_info, dict(auth, name="secrets", keys=["SYSTEM_TOKEN_0"], return_content=True))
@@ -116,7 +116,7 @@ def test_inline_kubeconfig_credentials_never_reach_the_result(secret_info, run_m
     kubeconfig = yaml.safe_load(sandbox.kubeconfig.read_text())
     bearer = kubeconfig["users"][0]["user"]["token"]
     result, failed = run_module(secret_info, {"kubeconfig": kubeconfig, "name": "secrets"})
-    assert not failed and "SYSTEM_TOKEN_0" in result["keys"]
+    assert not failed and "SYSTEM_TOKEN_0" in result["key_names"]
     assert bearer not in json.dumps(result)
 
 
