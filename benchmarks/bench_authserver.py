@@ -26,23 +26,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 GOALS = {"ratio": 0.6, "p99_ms": 50.0, "rss_growth": 0.02}
 MAX_HALF_SECONDS = 120
 
 
-def package_dir(work: Path) -> Path:
-    """A PYTHONPATH entry where okera_auth is this checkout's plugins/module_utils."""
-    path = work / "pythonpath"
-    path.mkdir()
-    (path / "okera_auth").symlink_to(REPO_ROOT / "plugins" / "module_utils")
-    return path
-
-
 def signing_ceiling(key, seconds: float = 3.0, threads: int = 2) -> float:
     """Tokens/s of the library alone: mint() as the server calls it, in ``threads`` threads."""
-    from okera_auth.tokens import Signer, TokenSpec, mint
+    from okera_auth.module_utils.tokens import Signer, TokenSpec, mint
 
     signer = Signer(key, "RS512")
     spec = TokenSpec(subject="janedoe", jti=True)
@@ -126,8 +117,6 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="bench-authserver-"))
-    pythonpath = package_dir(work)
-    sys.path.insert(0, str(pythonpath))
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_path = work / "key.pem"
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
@@ -146,8 +135,7 @@ def main() -> int:
                 [sys.executable, "-m", "okera_auth.authserver", "-k", str(key_path), "-d",
                  str(token_dir), "-g", str(os.getgid()), "-p", "0",
                  "--delete-after", str(delete_after)],
-                stdout=log, stderr=subprocess.STDOUT,
-                env=dict(os.environ, PYTHONPATH=str(pythonpath))))
+                stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and servers[-1].poll() is None:
             match = re.search(r"Listening on (http://\S+)", log_path.read_text())

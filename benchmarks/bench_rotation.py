@@ -9,6 +9,7 @@ a playbook of as many no-op tasks as the rotation runs. Not part of the test run
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -21,10 +22,6 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-
-from sandbox_cluster import Sandbox  # noqa: E402  (tests/ holds the sandbox helper)
-
 PLAYBOOK = REPO_ROOT / "playbooks" / "rotate_system_token.yml"
 
 
@@ -32,11 +29,33 @@ def _environment(collections: Path) -> dict:
     return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1")
 
 
+def _sandbox(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "okera_auth.sandbox", *args], capture_output=True, text=True,
+                          check=False)
+    if done.returncode:
+        raise SystemExit("okera-auth-sandbox %s failed: %s" % (" ".join(args), done.stderr.strip()))
+    return done.stdout
+
+
+def start_sandbox(state_dir: Path) -> Path:
+    """A running sandbox cluster with a 30-day system token, once all its pods are ready."""
+    _sandbox("init", "--state-dir", str(state_dir), "--token-ttl", "30d")
+    _sandbox("start", "--state-dir", str(state_dir), "--port", "0", "--pod-start-delay", "0.2")
+    deadline = time.monotonic() + 60
+    while True:
+        report = json.loads(_sandbox("status", "--state-dir", str(state_dir), "--json"))
+        if report["pods_total"] and report["pods_ready"] == report["pods_total"]:
+            return state_dir
+        if time.monotonic() > deadline:
+            raise SystemExit("the pods of the sandbox %s were not ready within 60 s" % state_dir)
+        time.sleep(0.2)
+
+
 def _inventory(path: Path, sandboxes, backups: Path) -> Path:
     hosts = {"cluster%d" % number: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                    "system_token_kubeconfig": str(sandbox.kubeconfig),
-                                    "system_token_private_key_path": str(sandbox.signing_key)}
-             for number, sandbox in enumerate(sandboxes)}
+                                    "system_token_kubeconfig": str(state_dir / "kubeconfig"),
+                                    "system_token_private_key_path": str(state_dir / "signing-key.pem")}
+             for number, state_dir in enumerate(sandboxes)}
     path.write_text(yaml.safe_dump({"okera_clusters": {"hosts": hosts, "vars": {
         "system_token_backup_dir": str(backups), "system_token_wait_sleep": 1}}}))
     return path
@@ -62,7 +81,7 @@ def main() -> None:
         (collections / "ansible_collections" / "okera").mkdir(parents=True)
         (collections / "ansible_collections" / "okera" / "auth").symlink_to(REPO_ROOT)
         env = _environment(collections)
-        sandboxes = [Sandbox(work / ("sandbox%d" % number), "30d") for number in range(args.clusters)]
+        sandboxes = [start_sandbox(work / ("sandbox%d" % number)) for number in range(args.clusters)]
         try:
             one = _inventory(work / "one.yml", sandboxes[:1], work / "backups")
             many = _inventory(work / "many.yml", sandboxes, work / "backups")
@@ -79,8 +98,8 @@ def main() -> None:
                 {"ansible.builtin.debug": {"msg": "x"}, "name": "no-op %d" % number} for number in range(tasks)]}]))
             floor = statistics.median(_timed([playbook_tool, floor_playbook], env)[0] for _round in range(args.rounds))
         finally:
-            for sandbox in sandboxes:
-                sandbox.stop()
+            for state_dir in sandboxes:
+                _sandbox("stop", "--state-dir", str(state_dir))
     one_s, many_s = statistics.median(single), statistics.median(parallel)
     print("rotation, 1 cluster:            %6.1f s (%d tasks)" % (one_s, tasks))
     print("rotation, %d clusters, forks %d: %6.1f s" % (args.clusters, args.clusters, many_s))

@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import ssl
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Callable, List
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_package() -> None:
-    """Import this checkout's plugins/module_utils as okera_auth."""
-    root = REPO_ROOT / "plugins" / "module_utils"
-    spec = importlib.util.spec_from_file_location("okera_auth", root / "__init__.py",
-                                                  submodule_search_locations=[str(root)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["okera_auth"] = module
-    spec.loader.exec_module(module)
 
 
 class Client:
@@ -83,7 +69,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400)
     args = parser.parse_args()
-    load_package()
     from okera_auth.sandbox.server import SandboxServer
     from okera_auth.sandbox.pki import server_context
     from okera_auth.sandbox.statedir import StateDir, init_sandbox

@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from okera_auth import keys, tokens  # pip install -e . (scripts/setup-venv.sh does)
+from okera_auth.module_utils import keys, tokens  # pip install -e . (scripts/setup-venv.sh does)
 
 
 def rate(operation, seconds: float) -> float:

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # The main job, end to end, with no cluster: start a local sandbox cluster whose system token
 # expires in 2 days, rotate it with playbooks/rotate_system_token.yml, and show before and after.
-# Sets up .venv on first use (ansible-core 2.19, requirements*.txt, this checkout); later runs
-# reuse it. The sandbox is a rehearsal tool; production runs point the inventory at real clusters.
+# Sets up .venv on first use (ansible-core 2.19, requirements.txt, this checkout: no test
+# tools); later runs reuse it, and scripts/test.sh adds its tools to the same virtualenv. The sandbox is a rehearsal tool; production runs point the inventory at real clusters.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-# The same virtualenv as scripts/test.sh, so switching between the two never rebuilds it.
-bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt requirements-test.txt
+bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt
 venv="$root/.venv"
 # Ansible finds okera.auth as this checkout.
 mkdir -p .cache/collections/ansible_collections/okera
@@ -20,10 +19,12 @@ state="$work/sandbox"
 sandbox="$venv/bin/okera-auth-sandbox"
 mkdir -p "$work"
 "$sandbox" stop --state-dir "$state" >/dev/null 2>&1 || true
+echo "demo: creating a sandbox cluster whose system token expires in 2 days ..."
 "$sandbox" init --state-dir "$state" --token-ttl 2d --force
 "$sandbox" start --state-dir "$state" --port 0
 trap '"$sandbox" stop --state-dir "$state" >/dev/null' EXIT
 # The simulated services start a moment after the server: show the cluster once they are up.
+echo "demo: waiting for the sandbox's pods to be ready ..."
 for _ in $(seq 100); do
   "$sandbox" status --state-dir "$state" --json | "$venv/bin/python" -c \
     'import json, sys; report = json.load(sys.stdin); sys.exit(report["pods_ready"] < max(1, report["pods_total"]))' \

@@ -3,7 +3,10 @@
 #   pytest (unit + integration) on ansible-core 2.19 / Python 3.11 and 2.21 / Python 3.12+,
 #   ansible-test sanity on both, ansible-lint (production profile), ansible-doc of every
 #   plugin, the changelog lint, and molecule on real systemd nodes.
-# Usage: scripts/test.sh [--quick]   (--quick: pytest on 2.19 only, no sanity, no molecule)
+# Usage: scripts/test.sh [--quick]
+#   --quick: the unit tier (tests/unit) and the linters, about a minute once set up.
+#   Otherwise every tier: tests/unit, tests/process (the daemon and the sandbox as real
+#   processes), tests/integration (ansible-playbook), sanity, and molecule.
 # Exits non-zero when any step fails; a skipped test counts as a failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,6 +17,14 @@ quick=false
 cache="$root/.cache"
 mkdir -p "$cache"
 passed=0 failed=0 failed_steps=()
+# Temporary directories of the steps, removed however the run ends.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/okera-auth-test.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+trap 'exit 130' INT TERM
+# Logs read by CI and by people alike: no colour codes or progress bars unless on a terminal.
+if [ ! -t 1 ]; then
+  export NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PIP_PROGRESS_BAR=off
+fi
 
 step() {  # step NAME COMMAND... : run, time and count one step
   local name=$1 started=$SECONDS
@@ -48,7 +59,7 @@ host_dependencies() {
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
   done
   if ((${#missing[@]})); then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || return 1
+    bash scripts/apt-install.sh "${missing[@]}" || return 1
   fi
   $quick || bash tests/nodes/install-host-deps.sh
 }
@@ -83,7 +94,7 @@ sanity_run() {  # ansible-test needs the collection at .../ansible_collections/o
   # Outside this work tree: inside it, ansible-test would ask the outer git for the files
   # and find none (the copy is ignored), skipping every target.
   local top
-  top=$(mktemp -d "${TMPDIR:-/tmp}/okera-auth-sanity.XXXXXX")
+  top=$(mktemp -d "$scratch/sanity.XXXXXX")
   local tree="$top/ansible_collections/okera/auth"
   mkdir -p "$tree"
   git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tree"
@@ -124,13 +135,26 @@ doc_run() {
   return $status
 }
 
-galaxy_run() {  # the collection builds, installs, and its modules are found where installed
+galaxy_run() {  # the collection builds, installs, its modules are found, and its package builds
   local out="$cache/galaxy"
   rm -rf "$out" && mkdir -p "$out"
   .venv/bin/ansible-galaxy collection build --output-path "$out" . >/dev/null \
     && .venv/bin/ansible-galaxy collection install -p "$out/collections" "$out"/okera-auth-*.tar.gz >/dev/null \
     && ANSIBLE_COLLECTIONS_PATH="$out/collections" .venv/bin/ansible-doc -t module okera.auth.jwt_token >/dev/null \
-    && echo "built and installed $(basename "$out"/okera-auth-*.tar.gz)"
+    && echo "built and installed $(basename "$out"/okera-auth-*.tar.gz) ($(du -k "$out"/okera-auth-*.tar.gz | cut -f1) KiB)" \
+    || return 1
+  # The authserver role builds the daemon from the installed collection: its sources must ship.
+  .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$out/wheel" \
+      "$out/collections/ansible_collections/okera/auth" \
+    && .venv/bin/python - "$out"/wheel/okera_auth-*.whl <<'EOF'
+import sys
+import zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+wanted = {"okera_auth/authserver/cli.py", "okera_auth/sandbox/cli.py", "okera_auth/module_utils/tokens.py"}
+missing = sorted(wanted - names)
+print("package built from the installed collection:", "missing " + ", ".join(missing) if missing else "complete")
+sys.exit(1 if missing else 0)
+EOF
 }
 
 molecule_run() {
@@ -141,7 +165,11 @@ step "host packages" host_dependencies
 step "virtualenv ansible-core 2.19 / Python 3.11" \
   bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt requirements-test.txt
 collection_path
-step "pytest, ansible-core 2.19" pytest_run .venv core2.19 tests/unit tests/integration
+if $quick; then
+  step "pytest unit tier, ansible-core 2.19" pytest_run .venv core2.19-unit tests/unit
+else
+  step "pytest, ansible-core 2.19" pytest_run .venv core2.19 tests/unit tests/process tests/integration
+fi
 step "ansible-doc, every plugin" doc_run .venv
 step "ansible-lint, production profile" lint_run
 step "changelog lint" .venv/bin/antsibull-changelog lint
@@ -151,7 +179,7 @@ if ! $quick; then
   if [ -n "$python312" ]; then
     step "virtualenv ansible-core 2.21 / $("$python312" -V)" \
       bash scripts/setup-venv.sh .venv-2.21 "$python312" 'ansible-core>=2.21,<2.22' requirements.txt requirements-test.txt
-    step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 tests/unit tests/integration
+    step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 tests/unit tests/process tests/integration
     step "ansible-test sanity, ansible-core 2.21" sanity_run .venv-2.21 "$("$python312" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   else
     step "find Python 3.12+ for ansible-core 2.21" false

@@ -1,6 +1,8 @@
-"""Keys shared by every test: generated once per session, since RSA generation is slow."""
+"""Shared by every test: keys generated once per session (RSA generation is slow), and this
+checkout importable as ansible_collections.okera.auth for module and filter tests."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,20 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-# The collection's library is the plain package okera_auth (pyproject maps it to
-# plugins/module_utils); importing it from the checkout keeps tests on the working tree.
-if "okera_auth" not in sys.modules:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location(
-        "okera_auth",
-        REPO_ROOT / "plugins" / "module_utils" / "__init__.py",
-        submodule_search_locations=[str(REPO_ROOT / "plugins" / "module_utils")],
-    )
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["okera_auth"] = _module
-    _spec.loader.exec_module(_module)
 
 
 def _pem_pkcs8(key) -> bytes:
@@ -112,3 +100,35 @@ def openssl_verifies(token: str, public_pem: bytes, algorithm: str, workdir: Pat
 def openssl_verifies_fixture(tmp_path):
     """openssl_verifies(token, public_pem, algorithm) -> bool, working in a temp directory."""
     return lambda token, public_pem, algorithm: openssl_verifies(token, public_pem, algorithm, tmp_path)
+
+
+def _collection_root(tmp_path_factory) -> str:
+    root = tmp_path_factory.getbasetemp() / "collections"
+    namespace = root / "ansible_collections" / "okera"
+    if not (namespace / "auth").exists():
+        namespace.mkdir(parents=True, exist_ok=True)
+        (namespace / "auth").symlink_to(REPO_ROOT, target_is_directory=True)
+    return str(root)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collection_on_path(tmp_path_factory):
+    root = _collection_root(tmp_path_factory)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    yield
+
+
+@pytest.fixture
+def run_module(capsys):
+    """run_module(module, args, check_mode=False, diff=False) -> (result dict, failed bool)."""
+    from ansible.module_utils.testing import patch_module_args
+
+    def run(module, args, check_mode=False, diff=False):
+        arguments = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
+            module.main()
+        result = json.loads(capsys.readouterr().out)
+        return result, exited.value.code != 0 or bool(result.get("failed"))
+
+    return run

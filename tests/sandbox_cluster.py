@@ -17,22 +17,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Runs the sandbox command from the working tree (plugins/module_utils as the package okera_auth),
-# so tests need no `pip install .` and never test a stale installed copy.
-_COMMAND = (
-    "import importlib.util, sys\n"
-    "root = %r\n"
-    "spec = importlib.util.spec_from_file_location('okera_auth', root + '/__init__.py',"
-    " submodule_search_locations=[root])\n"
-    "module = importlib.util.module_from_spec(spec); sys.modules['okera_auth'] = module\n"
-    "spec.loader.exec_module(module)\n"
-    "from okera_auth.sandbox.cli import main\n"
-    "sys.exit(main())\n" % str(REPO_ROOT / "plugins" / "module_utils")
-)
-
-
 def sandbox_command(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-c", _COMMAND, *args], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-m", "okera_auth.sandbox", *args], capture_output=True, text=True, timeout=120,
                           check=False)
     if done.returncode:
         raise RuntimeError("okera-auth-sandbox %s failed: %s" % (" ".join(args), done.stderr.strip()))

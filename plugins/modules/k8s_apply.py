@@ -90,9 +90,9 @@ objects:
   sample: [{kind: Secret, namespace: default, name: token-client-authserver-key, action: created}]
 """
 
-from ansible_collections.okera.auth.plugins.module_utils._k8s_module import api_client_for, cluster_module
-from ansible_collections.okera.auth.plugins.module_utils.k8s import ClusterError, describe_target
-from ansible_collections.okera.auth.plugins.module_utils.k8s_apply import apply_all
+from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
+from ansible_collections.okera.auth.plugins.module_utils._k8s.client import ClusterError, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.apply import apply_all
 
 
 def main() -> None:

@@ -126,9 +126,9 @@ elapsed:
 
 import time
 
-from ansible_collections.okera.auth.plugins.module_utils._k8s_module import api_client_for, cluster_module
-from ansible_collections.okera.auth.plugins.module_utils.k8s import ClusterError, describe_target
-from ansible_collections.okera.auth.plugins.module_utils.k8s_rollout import (
+from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
+from ansible_collections.okera.auth.plugins.module_utils._k8s.client import ClusterError, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.rollout import (
     WORKLOAD_KINDS,
     delete_pods,
     find_pods,

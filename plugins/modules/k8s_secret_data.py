@@ -141,10 +141,10 @@ backup_file:
   type: str
 """
 
-from ansible_collections.okera.auth.plugins.module_utils._k8s_module import api_client_for, cluster_module
+from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
 from ansible_collections.okera.auth.plugins.module_utils.errors import FileWriteError
-from ansible_collections.okera.auth.plugins.module_utils.k8s import ClusterError, describe_target
-from ansible_collections.okera.auth.plugins.module_utils.k8s_secrets import backup_file_name, set_secret_data
+from ansible_collections.okera.auth.plugins.module_utils._k8s.client import ClusterError, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.secrets import backup_file_name, set_secret_data
 
 
 def main() -> None:

@@ -115,9 +115,9 @@ binary_keys:
   elements: str
 """
 
-from ansible_collections.okera.auth.plugins.module_utils._k8s_module import api_client_for, cluster_module
-from ansible_collections.okera.auth.plugins.module_utils.k8s import ClusterError, describe_target
-from ansible_collections.okera.auth.plugins.module_utils.k8s_secrets import read_secret
+from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
+from ansible_collections.okera.auth.plugins.module_utils._k8s.client import ClusterError, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.secrets import read_secret
 
 
 def main() -> None:

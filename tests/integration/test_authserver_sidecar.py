@@ -296,16 +296,8 @@ def test_rendered_probe_passes_only_on_a_healthy_answer(rendered, case, healthy)
     assert (probe.returncode == 0) is healthy
 
 
-@pytest.fixture(scope="session")
-def daemon_pythonpath(tmp_path_factory) -> Path:
-    """A PYTHONPATH entry where okera_auth is this checkout's plugins/module_utils."""
-    directory = tmp_path_factory.mktemp("pythonpath")
-    (directory / "okera_auth").symlink_to(REPO_ROOT / "plugins" / "module_utils")
-    return directory
-
-
 @pytest.mark.slow
-def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(rendered, tmp_path, key_dir, daemon_pythonpath,
+def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(rendered, tmp_path, key_dir,
                                                                      rsa_private_key):
     """The daemon started with the auth-server container's env (key and token paths moved into
     tmp_path) passes the rendered probe and hands out tokens where the service's env says."""
@@ -317,7 +309,7 @@ def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(rendered, t
                       OKERA_AUTHSERVER_PRIVATE_KEY=str(key_dir / "private.pem"))
     daemon = subprocess.Popen([sys.executable, "-m", "okera_auth.authserver"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(daemon_pythonpath), **daemon_env))
+                              env=dict(os.environ, **daemon_env))
     try:
         probe = [sys.executable, *containers["authserver"]["readinessProbe"]["exec"]["command"][1:]]
         deadline = time.monotonic() + 20
@@ -516,8 +508,9 @@ def test_pip_wheel_of_the_repository_root_provides_the_entrypoint(tmp_path):
     (wheel,) = tmp_path.glob("okera_auth-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         entry_points = next(name for name in archive.namelist() if name.endswith("entry_points.txt"))
-        assert "okera-authserver = okera_auth.authserver:main" in archive.read(entry_points).decode()
-        assert "okera_auth/tokens.py" in archive.namelist()
+        assert "okera-authserver = okera_auth.authserver.cli:main" in archive.read(entry_points).decode()
+        assert "okera_auth/module_utils/tokens.py" in archive.namelist()
+        assert "okera_auth/authserver/app.py" in archive.namelist()
 
 
 @pytest.fixture(name="sandbox")

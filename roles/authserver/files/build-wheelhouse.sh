@@ -20,12 +20,19 @@ else
     python=$1 source=$2 python_version=$3
     shift 3
     platforms=("$@")
-    # What the wheelhouse depends on: the package sources, the target, this recipe.
+    # The package is built from a copy of the collection tree: pyproject.toml alone says which
+    # files go into it. Left out: dot entries (VCS, virtualenvs, caches), build leftovers, and
+    # the tests and benchmarks of a checkout.
+    (
+        cd "$source"
+        find . -mindepth 1 \( -name '.*' -o -name __pycache__ -o -name '*.egg-info' \
+            -o -path ./build -o -path ./tests -o -path ./benchmarks \) -prune \
+            -o -type f -print0
+    ) | sort -z >"$work/files"
+    # What the wheelhouse depends on: those files, the target, this recipe.
     fingerprint=$(
         {
-            cd "$source"
-            find pyproject.toml README.md plugins/module_utils -type f -not -name '*.pyc' -print0 \
-                | sort -z | xargs -0 sha256sum
+            (cd "$source" && xargs -0 sha256sum <"$work/files")
             echo "$python_version ${platforms[*]}"
             sha256sum <"${BASH_SOURCE[0]}"
         } | sha256sum | cut -d' ' -f1
@@ -33,11 +40,9 @@ else
     if [[ -s $output && -f $output.fingerprint && $(cat "$output.fingerprint") == "$fingerprint" ]]; then
         exit 0
     fi
-    # Build from a copy so the source tree (possibly read-only or shared) gets no build/ dirs.
-    mkdir -p "$work/src/plugins"
-    cp "$source/pyproject.toml" "$source/README.md" "$work/src/"
-    cp -r "$source/plugins/module_utils" "$work/src/plugins/"
-    find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
+    # Build from the copy so the source tree (possibly read-only or shared) gets no build files.
+    mkdir -p "$work/src"
+    tar -C "$source" --null -T "$work/files" -cf - | tar -C "$work/src" -xf -
     # A fixed timestamp makes the wheel byte-identical for identical sources.
     SOURCE_DATE_EPOCH=315532800 "$python" -m pip wheel --quiet --disable-pip-version-check \
         --no-deps --wheel-dir "$work/wheels" "$work/src"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from okera_auth import keys, tokens
+from okera_auth.module_utils import keys, tokens
 from playbook_runs import ROTATE, recap
 
 pytestmark = pytest.mark.slow

@@ -1,13 +1,14 @@
 """The authserver role: defaults and meta/argument_specs.yml agree, and every daemon flag is a variable."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from okera_auth.authserver import build_parser
+from okera_auth.authserver.options import OPTIONS, OPTIONS_BY_NAME, parse_settings
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "authserver"
 PYTHON_TYPES = {"str": str, "path": str, "bool": bool, "int": int, "list": list, "dict": dict}
@@ -47,17 +48,46 @@ def test_every_variable_is_used_by_the_role():
     assert unused == []
 
 
-def test_every_daemon_flag_is_set_by_the_environment_file():
+def _environment_settings() -> dict:
+    """ENV_NAME -> the role variable that the environment template sets it from."""
     template = (ROLE / "templates" / "okera-authserver.env.j2").read_text()
-    settings = set(re.findall(r"setting\('([A-Z_]+)'", template))
-    # --claim is repeatable on the command line; its environment form is one JSON object.
-    renamed = {"CLAIM": "CLAIMS"}
-    flags = {
-        renamed.get(name, name)
-        for action in build_parser()._actions
-        for option in action.option_strings
-        if option.startswith("--") and option != "--help"
-        for name in [option[2:].upper().replace("-", "_")]
-    }
-    assert flags - settings == set(), "daemon flags without a role variable"
-    assert settings - flags == set(), "settings the daemon does not know"
+    found = {}
+    for name, expression in re.findall(r"setting\('([A-Z_]+)', ([^)]*)\)", template):
+        variable = re.search(r"_?authserver_\w+", expression)
+        found[name] = variable.group(0) if variable else None
+    return found
+
+
+def test_every_daemon_option_is_set_by_the_environment_file():
+    settings = _environment_settings()
+    known = {option.env_name for option in OPTIONS}
+    assert known - set(settings) == set(), "daemon options without a role variable"
+    assert set(settings) - known == set(), "settings the daemon does not know"
+
+
+# Role variables whose default differs from the daemon's on purpose, or that are not the same
+# value: workers 0 means "the daemon decides"; the key and groups paths are the role's own files.
+ROLE_OWN_DEFAULTS = {"WORKERS", "PRIVATE_KEY", "PRIVATE_KEY_PASSPHRASE_FILE", "GROUPS_FILE"}
+# Variables that switch a daemon flag the other way round (authserver_tcp: true = no --no-tcp).
+INVERTED = {"NO_TCP": "authserver_tcp", "NO_JTI": "authserver_jti"}
+
+
+@pytest.mark.parametrize("option", [option for option in OPTIONS if option.env_name not in ROLE_OWN_DEFAULTS],
+                         ids=lambda option: option.env_name)
+def test_role_defaults_are_the_daemons(option, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("OKERA_AUTHSERVER_"):
+            monkeypatch.delenv(name)
+    variable = INVERTED.get(option.env_name) or _environment_settings()[option.env_name]
+    role_default = _load("defaults/main.yml")[variable]
+    daemon = parse_settings(["-k", "key.pem"])
+    if option.env_name in INVERTED:
+        assert role_default is not daemon.__dict__[option.name]
+        return
+    role_value = role_default if not isinstance(role_default, str) else option.convert(role_default, option.name)
+    expected = daemon.__dict__[option.name]
+    assert role_value == expected or (role_value in ("", [], {}) and expected in (None, "", [], {})), variable
+
+
+def test_option_table_has_one_entry_per_flag_and_variable():
+    assert len({option.env_name for option in OPTIONS}) == len(OPTIONS) == len(OPTIONS_BY_NAME)

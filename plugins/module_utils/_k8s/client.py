@@ -1,0 +1,307 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cluster access shared by every Kubernetes module of the collection.
+
+One argument spec (the options of kubernetes.core, so users need not learn new ones), one way to
+build an API client from it, and one translation of client failures into one-line messages a
+user can act on. Credentials never appear in a message.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import ssl
+from typing import Any, Dict, Mapping, Optional
+from urllib.parse import quote, urlencode
+
+from ..errors import OkeraAuthError
+
+try:
+    import urllib3
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.client.rest import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR: Optional[str] = None
+except ImportError as exc:  # reported by the modules through missing_required_lib
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = str(exc)
+
+    class ApiException(Exception):  # type: ignore[no-redef]
+        """Stands in so that `except ApiException` stays valid without the library."""
+
+        status = 0
+
+    class ConfigException(Exception):  # type: ignore[no-redef]
+        """Stands in so that `except ConfigException` stays valid without the library."""
+
+
+# Seconds for one API request; a cluster that does not answer within it is reported, not waited on.
+REQUEST_TIMEOUT = 30
+
+# Each option of the shared argument spec and the environment variable it falls back to,
+# the names kubernetes.core uses.
+AUTH_ENV: Dict[str, str] = {
+    "kubeconfig": "K8S_AUTH_KUBECONFIG",
+    "context": "K8S_AUTH_CONTEXT",
+    "host": "K8S_AUTH_HOST",
+    "api_key": "K8S_AUTH_API_KEY",
+    "username": "K8S_AUTH_USERNAME",
+    "password": "K8S_AUTH_PASSWORD",
+    "validate_certs": "K8S_AUTH_VERIFY_SSL",
+    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+    "client_cert": "K8S_AUTH_CERT_FILE",
+    "client_key": "K8S_AUTH_KEY_FILE",
+    "proxy": "K8S_AUTH_PROXY",
+    "impersonate_user": "K8S_AUTH_IMPERSONATE_USER",
+}
+
+AUTH_ARG_SPEC: Dict[str, Dict[str, Any]] = {
+    # An inline kubeconfig (a dict) holds credentials, as a proxy URL may: never log either.
+    "kubeconfig": {"type": "raw", "no_log": True},
+    "context": {"type": "str"},
+    "host": {"type": "str"},
+    "api_key": {"type": "str", "no_log": True},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"]},
+    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
+    "client_cert": {"type": "path", "aliases": ["cert_file"]},
+    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False},
+    "proxy": {"type": "str", "no_log": True},
+    "impersonate_user": {"type": "str"},
+}
+
+_TRUE_WORDS = {"1", "true", "yes", "on", "y"}
+_SECRET_PATTERN = re.compile(r"(Bearer|Basic)\s+\S+", re.IGNORECASE)
+
+
+class ClusterError(OkeraAuthError):
+    """A cluster call failed; the message is one line, safe to show, and says what to do."""
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def auth_argument_spec() -> Dict[str, Dict[str, Any]]:
+    """A fresh copy of the shared cluster-auth options, to merge into a module's spec."""
+    return {name: dict(spec) for name, spec in AUTH_ARG_SPEC.items()}
+
+
+def resolve_auth_params(params: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """The auth options with each unset one taken from its K8S_AUTH_* variable."""
+    environ = os.environ if environ is None else environ
+    resolved: Dict[str, Any] = {}
+    for name, variable in AUTH_ENV.items():
+        value = params.get(name)
+        if value is None and environ.get(variable):
+            value = environ[variable]
+            if name == "validate_certs":
+                value = value.strip().lower() in _TRUE_WORDS
+        resolved[name] = value
+    return resolved
+
+
+def describe_target(params: Mapping[str, Any]) -> str:
+    """How the user named the cluster, for messages: host, or context/kubeconfig."""
+    if params.get("host"):
+        return str(params["host"])
+    kubeconfig = params.get("kubeconfig")
+    where = "inline kubeconfig" if isinstance(kubeconfig, dict) else (kubeconfig or "default kubeconfig")
+    return "context %s of %s" % (params["context"], where) if params.get("context") else str(where)
+
+
+def _default_kubeconfig(environ: Mapping[str, str]) -> Optional[str]:
+    for candidate in environ.get("KUBECONFIG", "").split(os.pathsep) + [os.path.expanduser("~/.kube/config")]:
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def build_configuration(params: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> "k8s_client.Configuration":
+    """A client Configuration: explicit host credentials, else a kubeconfig, else in-cluster.
+
+    Options given explicitly (certificates, api_key, proxy, ...) override what a kubeconfig says.
+    """
+    environ = os.environ if environ is None else environ
+    auth = resolve_auth_params(params, environ)
+    configuration = k8s_client.Configuration()
+    kubeconfig = auth["kubeconfig"]
+    try:
+        if auth["host"]:
+            configuration.host = auth["host"]
+        elif isinstance(kubeconfig, dict):
+            k8s_config.load_kube_config_from_dict(kubeconfig, context=auth["context"], client_configuration=configuration)
+        elif kubeconfig or _default_kubeconfig(environ):
+            path = os.path.expanduser(str(kubeconfig)) if kubeconfig else _default_kubeconfig(environ)
+            if not os.path.isfile(path):
+                raise ClusterError("kubeconfig %s does not exist: set kubeconfig to a readable file" % path)
+            k8s_config.load_kube_config(config_file=path, context=auth["context"], client_configuration=configuration)
+        elif environ.get("KUBERNETES_SERVICE_HOST"):
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            raise ClusterError(
+                "no cluster credentials: set kubeconfig (or K8S_AUTH_KUBECONFIG), or host with api_key, "
+                "or run inside a pod with a service account"
+            )
+    except ConfigException as exc:
+        raise ClusterError("cannot use %s: %s" % (describe_target(auth), _one_line(str(exc)))) from None
+
+    header = None
+    if auth["api_key"]:
+        header = "Bearer " + auth["api_key"]
+    elif auth["username"] and auth["password"]:
+        header = "Basic " + base64.b64encode(("%s:%s" % (auth["username"], auth["password"])).encode()).decode()
+    if header:
+        # Both names the client versions read; and no kubeconfig refresh hook putting its token back.
+        configuration.api_key = {"BearerToken": header, "authorization": header}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
+    if auth["validate_certs"] is not None:
+        configuration.verify_ssl = bool(auth["validate_certs"])
+    for option, attribute in (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file")):
+        if auth[option]:
+            path = os.path.expanduser(auth[option])
+            if not os.path.isfile(path):
+                raise ClusterError("%s %s does not exist: give the path of a PEM file" % (option, path))
+            setattr(configuration, attribute, path)
+    if auth["proxy"]:
+        configuration.proxy = auth["proxy"]
+    return configuration
+
+
+def build_api_client(params: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> "k8s_client.ApiClient":
+    """An ApiClient for the cluster the auth options name (see build_configuration)."""
+    if not HAS_KUBERNETES:
+        raise ClusterError("the Python library 'kubernetes' is required: pip install kubernetes")
+    api_client = k8s_client.ApiClient(build_configuration(params, environ))
+    impersonate_user = resolve_auth_params(params, environ)["impersonate_user"]
+    if impersonate_user:
+        api_client.set_default_header("Impersonate-User", impersonate_user)
+    return api_client
+
+
+def server_of(api_client: Any) -> str:
+    return str(getattr(api_client.configuration, "host", "the API server"))
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = _SECRET_PATTERN.sub(r"\1 <redacted>", " ".join(str(text).split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _status_message(exc: ApiException) -> str:
+    """The Status message the server sent (it names the resource and user, never a credential)."""
+    try:
+        return _one_line(json.loads(exc.body or "{}").get("message") or exc.reason or "")
+    except (ValueError, AttributeError):
+        return _one_line(exc.reason or "")
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nested = getattr(exc, "reason", None)
+        if isinstance(nested, BaseException):
+            exc = nested
+            continue
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+            continue
+        if exc.__context__ is not None and not isinstance(exc, (ssl.SSLError, ConnectionError, socket.gaierror)):
+            exc = exc.__context__
+            continue
+        break
+    return exc
+
+
+def explain(exc: BaseException, server: str, what: str) -> ClusterError:
+    """Turn a failed call on `what` (e.g. "get Secret okera/secrets") into a ClusterError."""
+    if isinstance(exc, ClusterError):
+        return exc
+    if isinstance(exc, ApiException):
+        status = getattr(exc, "status", None)
+        detail = _status_message(exc)
+        if status == 401:
+            message = ("%s: the API server at %s rejected the credentials (401 Unauthorized); "
+                       "check the token or client certificate of the kubeconfig user, or api_key" % (what, server))
+        elif status == 403:
+            message = ("%s: forbidden (403): %s; grant the user RBAC permission for it, or use another context"
+                       % (what, detail or "the user lacks permission"))
+        elif status == 404:
+            message = "%s: not found (404): %s; check name and namespace" % (what, detail or "no such object")
+        elif status == 409:
+            message = "%s: conflict (409), the object changed meanwhile: %s; run again" % (what, detail)
+        elif status == 422:
+            message = "%s: rejected as invalid (422): %s" % (what, detail)
+        else:
+            message = "%s: the API server at %s answered %s %s" % (what, server, status, detail)
+        return ClusterError(message, status)
+    cause = _root_cause(exc)
+    text = _one_line(str(cause))
+    if isinstance(cause, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in type(cause).__name__:
+        return ClusterError("%s: TLS handshake with %s failed (%s); set ca_cert to the cluster CA, or "
+                            "validate_certs: false for a test cluster" % (what, server, text))
+    if isinstance(cause, socket.gaierror) or "NameResolution" in type(cause).__name__ or "Name or service not known" in text:
+        return ClusterError("%s: cannot resolve the API server host of %s; check host / the kubeconfig's "
+                            "cluster server" % (what, server))
+    if isinstance(cause, ConnectionRefusedError) or "Connection refused" in text:
+        return ClusterError("%s: cannot connect to the API server at %s (connection refused); is the cluster "
+                            "running, and do kubeconfig/context/host point at it?" % (what, server))
+    if isinstance(cause, (socket.timeout, TimeoutError)) or "timed out" in text.lower():
+        return ClusterError("%s: the API server at %s did not answer within %s s; check the network path "
+                            "and proxy" % (what, server, REQUEST_TIMEOUT))
+    if HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.HTTPError):
+        return ClusterError("%s: cannot reach the API server at %s: %s" % (what, server, text))
+    return ClusterError("%s: %s: %s" % (what, type(cause).__name__, text))
+
+
+def request(api_client: Any, what: str, method: str, path: str, body: Any = None,
+            content_type: str = "application/json", query: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """One REST call on the API server: the answer as the JSON dict the server sent.
+
+    It goes through the client's connection pool (TLS, proxy and credentials as configured) but
+    not through its typed API classes, whose import builds hundreds of models (over a second per
+    module run). Failures become ClusterError, with the status for API answers.
+    """
+    configuration = api_client.configuration
+    headers = {"Accept": "application/json", "User-Agent": "okera.auth"}
+    headers.update(api_client.default_headers)
+    for setting in configuration.auth_settings().values():
+        if setting.get("in") == "header" and setting.get("value"):
+            headers[setting["key"]] = setting["value"]
+    data = None
+    if body is not None:
+        headers["Content-Type"] = content_type
+        data = json.dumps(body).encode("utf-8")
+    pairs = [(key, value) for key, value in sorted((query or {}).items()) if value]
+    url = configuration.host.rstrip("/") + path + ("?" + urlencode(pairs) if pairs else "")
+    try:
+        response = api_client.rest_client.pool_manager.request(
+            method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=REQUEST_TIMEOUT),
+            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False))
+    except Exception as exc:  # every transport failure is translated, never shown as a traceback
+        raise explain(exc, server_of(api_client), what) from None
+    text = response.data.decode("utf-8", "replace")
+    if not 200 <= response.status < 300:
+        failure = ApiException(status=response.status, reason=response.reason)
+        failure.body = text
+        raise explain(failure, server_of(api_client), what)
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        raise ClusterError("%s: the API server at %s did not answer JSON" % (what, server_of(api_client))) from None
+
+
+def api_path(namespace: str, plural: str, name: Optional[str] = None, group: str = "") -> str:
+    """/api/v1/namespaces/NS/PLURAL[/NAME], or /apis/GROUP/... for a named API group."""
+    prefix = "/apis/%s" % group if group else "/api/v1"
+    path = "%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural)
+    return path + ("/" + quote(name, safe="") if name else "")

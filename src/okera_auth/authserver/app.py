@@ -1,0 +1,258 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The auth server's life: start (group, directory, key, groups file), listen, reload, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import json
+import os
+import signal
+import socket
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional
+
+from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.keys import describe_key, load_private_key_file, read_key_file
+from okera_auth.module_utils.tokens import Signer
+from .events import EventLog, Metrics
+from .http import CallerPolicy, HttpServer, Limits
+from .issuer import ClaimRules, PendingDeletions, TokenIssuer, remove_stale_files
+from .options import StartupError
+
+
+def resolve_group(group: str) -> int:
+    """The gid of a group name or a numeric gid."""
+    text = str(group).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise StartupError("group %r does not exist: create it (groupadd %s) or give another "
+                           "with -g/--group NAME|GID" % (text, text)) from None
+
+
+def prepare_directory(directory: str, gid: int, log: EventLog) -> None:
+    """Create the token directory 0750 owned by the group, or check the existing one."""
+    try:
+        os.mkdir(directory, 0o750)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise StartupError("cannot create the token directory %s: %s"
+                           % (directory, error.strerror)) from None
+    else:
+        os.chmod(directory, 0o750)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise StartupError("token directory %s is not a directory (a symlink or a file?)"
+                           % directory)
+    if info.st_uid not in (os.geteuid(), 0):
+        # Whoever owns the directory can swap the files clients are about to read.
+        raise StartupError("token directory %s belongs to uid %d: it must belong to the server's "
+                           "user or root (a directory someone else made in /tmp is a trap)"
+                           % (directory, info.st_uid))
+    if info.st_uid == os.geteuid() and info.st_gid != gid:
+        try:
+            os.chown(directory, -1, gid)
+        except PermissionError:
+            raise StartupError("cannot give %s to gid %d: run as root or as a member of the "
+                               "group" % (directory, gid)) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StartupError("token directory %s is not writable by this user" % directory)
+    if info.st_mode & 0o002 and not info.st_mode & stat.S_ISVTX:
+        log.warning("directory_mode", "token directory %s is writable by everyone: "
+                    "make it 0750" % directory, path=directory)
+
+
+def check_group_usable(directory: str, gid: int) -> None:
+    """Prove that files can be given to the group, before the first request needs it."""
+    probe = os.path.join(directory, ".okera-authserver-probe.%d" % os.getpid())
+    try:
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise StartupError("cannot create files in %s: %s" % (directory, error.strerror)) from None
+    try:
+        os.fchown(descriptor, -1, gid)
+    except PermissionError:
+        raise StartupError("cannot give token files to gid %d: run as root or as a member of "
+                           "the group" % gid) from None
+    finally:
+        os.close(descriptor)
+        os.unlink(probe)
+
+
+def load_signer(settings: Any) -> Signer:
+    passphrase = None
+    if settings.private_key_passphrase_file:
+        passphrase = read_key_file(settings.private_key_passphrase_file,
+                                   "passphrase").rstrip(b"\r\n")
+    key = load_private_key_file(settings.private_key, passphrase)
+    return Signer(key, settings.algorithm)
+
+
+def load_groups(path: Optional[str]) -> Dict[str, List[str]]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            document = json.loads(handle.read().decode("utf-8"))
+    except OSError as error:
+        raise StartupError("groups file %s cannot be read: %s" % (path, error.strerror)) from None
+    except ValueError:
+        raise StartupError("groups file %s is not JSON: give an object such as "
+                           "{\"janedoe\": [\"analysts\"]}" % path) from None
+    if not isinstance(document, dict) or not all(
+            isinstance(groups, list) and all(isinstance(name, str) for name in groups)
+            for groups in document.values()):
+        raise StartupError("groups file %s must map each user to a list of group names" % path)
+    return document
+
+
+def _key_mode_warning(path: str, log: EventLog) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o044:
+        log.warning("key_mode", "private key %s is readable by group or others (mode %04o): "
+                    "chmod 600 it" % (path, stat.S_IMODE(mode)), path=path)
+
+
+def notify_systemd(state: str) -> None:
+    """Tell systemd (Type=notify units) about READY=1 / RELOADING=1 / STOPPING=1; else nothing."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract socket namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notifier:
+            notifier.sendto(state.encode("ascii"), address)
+    except OSError:
+        pass  # readiness is a courtesy; serving does not depend on it
+
+
+class AuthServer:
+    """The daemon: the issuer, its listeners, and what signals do to them."""
+
+    def __init__(self, settings: Any, log: EventLog) -> None:
+        self.settings = settings
+        self.log = log
+        self.metrics = Metrics()
+        self.gid = resolve_group(settings.group)
+        _key_mode_warning(settings.private_key, log)
+        signer = load_signer(settings)
+        prepare_directory(settings.directory, self.gid, log)
+        check_group_usable(settings.directory, self.gid)
+        self.issuer = TokenIssuer(
+            settings.directory, signer,
+            ClaimRules(ttl=settings.ttl, issuer=settings.issuer,
+                       audience=tuple(settings.audience), claims=settings.claims,
+                       jti=not settings.no_jti),
+            load_groups(settings.groups_file), settings.file_mode, self.gid)
+        self.stopping: Optional[asyncio.Event] = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        settings = self.settings
+        for path in remove_stale_files(settings.directory, tokens_too=not settings.disable_delete):
+            self.log.event("stale_removed", "Removed stale file: %s" % path, path=path)
+        deletions = None
+        if not settings.disable_delete:
+            deletions = PendingDeletions(loop, settings.delete_after, self._deleted)
+        executor = ThreadPoolExecutor(max_workers=settings.workers,
+                                      thread_name_prefix="okera-authserver-sign")
+        server = HttpServer(self.issuer, executor, self.log, self.metrics, deletions,
+                            Limits(header_timeout=settings.header_timeout,
+                                   max_connections=settings.max_connections),
+                            CallerPolicy(frozenset(settings.allowed_uids),
+                                         frozenset(settings.allowed_gids)))
+        if not settings.no_tcp:
+            try:
+                port = await server.listen_tcp(settings.bind, settings.port)
+            except OSError as error:
+                raise StartupError("cannot listen on %s port %d: %s"
+                                   % (settings.bind, settings.port, error.strerror)) from None
+            host = "[%s]" % settings.bind if ":" in settings.bind else settings.bind
+            self.log.event("listening", "Listening on http://%s:%d" % (host, port),
+                           address=settings.bind, port=port)
+        if settings.unix_socket:
+            await self._listen_unix(server, settings.unix_socket)
+        signer = self.issuer.signer
+        self.log.event("ready", "Signing with %s key kid=%s (%s); token files in %s"
+                       % (describe_key(signer.private_key), signer.kid, signer.algorithm,
+                          settings.directory), kid=signer.kid, algorithm=signer.algorithm)
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload(executor)))
+        notify_systemd("READY=1")
+        await self.stopping.wait()
+        notify_systemd("STOPPING=1")
+        self.log.event("stopping", "Stopping: finishing requests in flight")
+        await server.drain()
+        if deletions is not None:
+            deletions.delete_all_now()
+        executor.shutdown(wait=True)
+        if settings.unix_socket:
+            _remove_socket(settings.unix_socket)
+        self.log.event("stopped", "Stopped")
+
+    async def _listen_unix(self, server: HttpServer, path: str) -> None:
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)  # left by a previous run
+            else:
+                raise StartupError("%s exists and is not a socket: remove it or choose another "
+                                   "--unix-socket path" % path)
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o117)  # the socket is never reachable by others, not even briefly
+        try:
+            await server.listen_unix(path)
+        except OSError as error:
+            raise StartupError("cannot listen on the Unix socket %s: %s"
+                               % (path, error.strerror)) from None
+        finally:
+            os.umask(old_umask)
+        os.chown(path, -1, self.gid)
+        os.chmod(path, 0o660)
+        self.log.event("listening", "Listening on unix:%s" % path, socket=path)
+
+    def _deleted(self, path: str, failure: Optional[str]) -> None:
+        if failure:
+            self.log.error("delete_failed", "Could not delete token %s: %s" % (path, failure),
+                           path=path)
+        else:
+            self.log.event("deleted", "Deleted token: %s" % path, path=path)
+
+    async def reload(self, executor: ThreadPoolExecutor) -> None:
+        """Load the key and groups file again; on any problem keep the current ones."""
+        loop = asyncio.get_running_loop()
+        notify_systemd("RELOADING=1")
+        try:
+            signer = await loop.run_in_executor(executor, load_signer, self.settings)
+            groups = load_groups(self.settings.groups_file)
+        except OkeraAuthError as error:
+            self.metrics.key_reload_failures += 1
+            self.log.error("reload_failed", "Reload failed, the previous key stays in use: %s"
+                           % error)
+            notify_systemd("READY=1")
+            return
+        self.issuer.replace_signer(signer)
+        self.issuer.groups = groups
+        self.metrics.key_reloads += 1
+        notify_systemd("READY=1")
+        self.log.event("reloaded", "Reloaded key kid=%s (%s)" % (signer.kid, signer.algorithm),
+                       kid=signer.kid, algorithm=signer.algorithm)
+
+
+def _remove_socket(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,381 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The auth server's HTTP/1.1 layer: asyncio streams, keep-alive, a small strict parser.
+
+Why not http.server: its keep-alive answers are written in several small
+sends that meet delayed ACKs (about 44 ms a request). Here each answer is one
+send, signing runs in a thread pool (cryptography releases the GIL), and the
+event loop only parses and routes. Limits keep a client from holding the
+server: the request head has a size cap and must arrive within a timeout,
+and the number of open connections is capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import struct
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Optional, Tuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from okera_auth.module_utils.errors import OkeraAuthError
+from .events import EventLog, Metrics
+from .issuer import (
+    NameClock, PendingDeletions, TokenIssuer, UserNameError, decode_user_name,
+)
+
+MAX_HEAD_BYTES = 16 * 1024
+# An answer is small; a client that does not read several of them is not a client.
+MAX_UNREAD_ANSWER_BYTES = 256 * 1024
+LINGER_SECONDS = 1.0
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable", 505: "HTTP Version Not Supported"}
+TEXT = "text/plain; charset=utf-8"
+JSON = "application/json"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+_PEERCRED = struct.Struct("3i")
+
+
+@dataclass
+class Limits:
+    header_timeout: float = 10.0
+    max_connections: int = 512
+    drain_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class CallerPolicy:
+    """Unix-socket callers allowed by uid or primary gid (SO_PEERCRED); empty sets allow all."""
+
+    uids: FrozenSet[int] = frozenset()
+    gids: FrozenSet[int] = frozenset()
+
+    def allows(self, uid: int, gid: int) -> bool:
+        if not self.uids and not self.gids:
+            return True
+        return uid in self.uids or gid in self.gids
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    content_type: str = TEXT
+    close: bool = False
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+
+def _error(status: int, message: str, close: bool = False, **headers: str) -> Answer:
+    return Answer(status, (message + "\n").encode("utf-8"), TEXT, close,
+                  tuple((name.replace("_", "-"), value) for name, value in headers.items()))
+
+
+def _json_answer(document: Any, status: int = 200) -> Answer:
+    return Answer(status, json.dumps(document, separators=(",", ":")).encode("utf-8"), JSON)
+
+
+class _Connection:
+    __slots__ = ("writer", "idle", "timed_out", "unread_input")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.idle = True
+        self.timed_out = False
+        self.unread_input = False  # closing now could reset the connection under the answer
+
+
+@dataclass
+class _Request:
+    method: str
+    target: str
+    version: str
+    headers: Dict[str, str]
+    has_body: bool
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def parse_head(head: bytes) -> _Request:
+    """Parse a request head (ending in CRLF CRLF); raises _BadRequest with the reason."""
+    lines = head[:-4].split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
+        raise _BadRequest("malformed request line")
+    method, target, version = parts
+    if not version.startswith(b"HTTP/1."):
+        raise _BadRequest("unsupported protocol version")
+    if any(byte < 0x21 or byte > 0x7e for byte in target):
+        raise _BadRequest("the request target holds a control, space or non-ASCII byte")
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name[-1:] in (b" ", b"\t") or line[:1] in (b" ", b"\t"):
+            raise _BadRequest("malformed header line")
+        key = name.decode("latin-1").lower()
+        text = value.strip(b" \t").decode("latin-1")
+        if key in headers and key in ("content-length", "transfer-encoding"):
+            raise _BadRequest("repeated %s header" % key)
+        headers[key] = text
+    length = headers.get("content-length", "0")
+    if not length.isdigit():
+        raise _BadRequest("invalid Content-Length")
+    has_body = int(length) > 0 or "transfer-encoding" in headers
+    return _Request(method.decode("ascii"), target.decode("ascii"), version.decode("ascii"),
+                    headers, has_body)
+
+
+def _keep_alive(request: _Request) -> bool:
+    connection = request.headers.get("connection", "").lower()
+    if request.version == "HTTP/1.1":
+        return "close" not in connection
+    return "keep-alive" in connection
+
+
+def _encode(answer: Answer, keep_alive: bool, version: str) -> bytes:
+    lines = ["HTTP/1.1 %d %s" % (answer.status, REASONS[answer.status]),
+             "Content-Type: " + answer.content_type,
+             "Content-Length: %d" % len(answer.body),
+             "Cache-Control: no-store",
+             "X-Content-Type-Options: nosniff"]
+    lines.extend("%s: %s" % header for header in answer.headers)
+    if not keep_alive:
+        lines.append("Connection: close")
+    elif version == "HTTP/1.0":
+        lines.append("Connection: keep-alive")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.body
+
+
+def _escapes(segment: str) -> bool:
+    """Whether a path segment tries to leave its place: a dot segment, NUL or a separator."""
+    decoded = unquote(segment)
+    return decoded in (".", "..") or any(char in decoded for char in "\x00/\\")
+
+
+class HttpServer:
+    """Serves token, health, metrics and JWKS requests for one TokenIssuer."""
+
+    def __init__(self, issuer: TokenIssuer, executor: Executor, log: EventLog, metrics: Metrics,
+                 deletions: Optional[PendingDeletions], limits: Limits,
+                 callers: CallerPolicy) -> None:
+        self.issuer = issuer
+        self.executor = executor
+        self.log = log
+        self.metrics = metrics
+        self.deletions = deletions
+        self.limits = limits
+        self.callers = callers
+        self.clock = NameClock()
+        self.draining = False
+        self._servers: list = []
+        self._connections: set = set()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    async def listen_tcp(self, host: str, port: int) -> int:
+        """Listen on host:port (port 0 picks a free one); returns the port."""
+        server = await asyncio.start_server(
+            self._serve_tcp, host, port, limit=MAX_HEAD_BYTES, reuse_address=True, backlog=1024)
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[1]
+
+    async def listen_unix(self, path: str) -> None:
+        server = await asyncio.start_unix_server(self._serve_unix, path, limit=MAX_HEAD_BYTES,
+                                                 backlog=1024)
+        self._servers.append(server)
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer, None)
+
+    async def _serve_unix(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        _pid, uid, gid = _PEERCRED.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        refusal = None
+        if not self.callers.allows(uid, gid):
+            self.metrics.refused_callers += 1
+            self.log.warning("caller_refused", "Refused caller uid=%d gid=%d: not in the "
+                             "allowed uids/gids" % (uid, gid), uid=uid, gid=gid)
+            refusal = _error(403, "caller uid %d gid %d is not allowed on this socket"
+                             % (uid, gid), close=True)
+        await self._serve(reader, writer, refusal)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     refusal: Optional[Answer]) -> None:
+        if self.draining or len(self._connections) >= self.limits.max_connections:
+            self.metrics.error("overloaded")
+            writer.write(_encode(_error(503, "too many connections: try again", close=True),
+                                 False, "HTTP/1.1"))
+            await self._linger(reader, writer)
+            return
+        connection = _Connection(writer)
+        self._connections.add(connection)
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.draining:
+                head = await self._read_head(reader, connection)
+                if head is None:
+                    break
+                connection.idle = False
+                started = loop.time()
+                try:
+                    request = parse_head(head)
+                except _BadRequest as error:
+                    self.metrics.error("bad_request")
+                    request, answer = None, _error(400, "bad request: %s" % error, close=True)
+                else:
+                    answer = refusal or await self._answer(request)
+                keep_alive = (request is not None and not answer.close and not request.has_body
+                              and not self.draining and _keep_alive(request))
+                connection.unread_input = answer.close or (request is not None and request.has_body)
+                writer.write(_encode(answer, keep_alive, request.version if request else "HTTP/1.1"))
+                self.metrics.latency.observe(loop.time() - started)
+                connection.idle = True
+                if not keep_alive:
+                    break
+                if writer.transport.get_write_buffer_size() > MAX_UNREAD_ANSWER_BYTES:
+                    break  # the client sends requests but does not read the answers
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._connections.discard(connection)
+            if connection.unread_input and not connection.timed_out:
+                await self._linger(reader, writer)
+            else:
+                writer.close()
+
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Close after a last answer without a reset: a request still arriving would make the
+        kernel send RST, and the client could lose the answer."""
+        try:
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(MAX_HEAD_BYTES), LINGER_SECONDS)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _read_head(self, reader: asyncio.StreamReader,
+                         connection: _Connection) -> Optional[bytes]:
+        """The next request head, or None when the connection should end."""
+        timer = asyncio.get_running_loop().call_later(
+            self.limits.header_timeout, self._time_out, connection)
+        try:
+            return await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as error:
+            if connection.timed_out and error.partial:
+                self.metrics.error("header_timeout")
+            return None
+        except asyncio.LimitOverrunError:
+            self.metrics.error("header_too_large")
+            connection.unread_input = True
+            connection.writer.write(_encode(_error(
+                431, "the request head is larger than %d bytes" % MAX_HEAD_BYTES, close=True),
+                False, "HTTP/1.1"))
+            return None
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _time_out(connection: _Connection) -> None:
+        connection.timed_out = True
+        connection.writer.transport.abort()
+
+    async def _answer(self, request: _Request) -> Answer:
+        if request.method != "GET":
+            self.metrics.error("method_not_allowed")
+            return _error(405, "method %s is not allowed: use GET" % request.method[:16],
+                          close=request.has_body, Allow="GET")
+        target = request.target
+        if not target.startswith("/"):
+            if not target.startswith(("http://", "https://")):
+                self.metrics.error("bad_request")
+                return _error(400, "bad request: the target must be a path such as /janedoe")
+            parts = urlsplit(target)
+            target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        path, _separator, query = target.partition("?")
+        if path == "/healthz":
+            return self._health()
+        if path == "/metrics":
+            return Answer(200, self.metrics.render(
+                len(self.deletions) if self.deletions else 0, len(self._connections),
+                self.issuer.signer.kid).encode("utf-8"), PROMETHEUS)
+        if path == "/.well-known/jwks.json":
+            return _json_answer(self.issuer.jwks())
+        segments = path[1:].split("/")
+        if len(segments) > 1 and not any(map(_escapes, segments)):
+            self.metrics.error("not_found")
+            return _error(404, "not found: ask for /<user>, /healthz, /metrics or "
+                               "/.well-known/jwks.json")
+        try:
+            user = decode_user_name(path[1:])
+        except UserNameError as error:
+            self.metrics.error("bad_user")
+            return _error(400, "bad user name: %s" % error)
+        wants_json = ("application/json" in request.headers.get("accept", "")
+                      or "json" in parse_qs(query).get("format", ()))
+        return await self._issue(user, wants_json)
+
+    async def _issue(self, user: str, wants_json: bool) -> Answer:
+        loop = asyncio.get_running_loop()
+        self.metrics.tokens_in_progress += 1
+        try:
+            issued = await loop.run_in_executor(self.executor, self.issuer.issue, user,
+                                                self.clock.next())
+        except OkeraAuthError as error:
+            self.metrics.error("issue_failed")
+            self.log.error("issue_failed", "Could not issue a token for %s: %s" % (user, error),
+                           user=user)
+            return _error(500, "could not issue a token: %s" % error)
+        except Exception as error:  # noqa: BLE001 - one request fails, the server goes on
+            self.metrics.error("internal")
+            self.log.error("internal_error", "Could not issue a token for %s: unexpected %s"
+                           % (user, type(error).__name__), user=user)
+            return _error(500, "could not issue a token: internal error")
+        finally:
+            self.metrics.tokens_in_progress -= 1
+        if self.deletions is not None:
+            self.deletions.schedule(issued.path)
+        self.metrics.tokens_issued += 1
+        self.log.event("generated", "Generated token: %s" % issued.path, path=issued.path,
+                       user=user, expires_at=issued.expires_at)
+        if wants_json:
+            return _json_answer({"path": issued.path, "token": issued.token,
+                                 "expires_at": issued.expires_at})
+        return Answer(200, issued.path.encode("utf-8"))
+
+    def _health(self) -> Answer:
+        directory = self.issuer.directory
+        writable = os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)
+        signer = self.issuer.signer
+        document = {"status": "ok" if writable else "unavailable",
+                    "directory": directory, "directory_writable": writable,
+                    "kid": signer.kid, "algorithm": signer.algorithm,
+                    "pending_deletions": len(self.deletions) if self.deletions else 0,
+                    "draining": self.draining}
+        return _json_answer(document, 200 if writable and not self.draining else 503)
+
+    async def drain(self) -> None:
+        """Stop listening, let in-flight requests finish (bounded), close every connection."""
+        self.draining = True
+        for server in self._servers:
+            server.close()
+        for connection in list(self._connections):
+            if connection.idle:
+                connection.writer.transport.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.drain_timeout
+        while self._connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for connection in list(self._connections):
+            connection.writer.transport.abort()

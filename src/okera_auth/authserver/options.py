@@ -1,0 +1,292 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The daemon's options, each declared once in OPTIONS.
+
+From that one table come the argument parser, the ``OKERA_AUTHSERVER_*`` environment
+fallback, the Settings object and the checks of the settings; the role's tests hold its
+variables and environment template against the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.tokens import parse_duration
+from .events import LOG_FORMATS
+
+ENV_PREFIX = "OKERA_AUTHSERVER_"
+
+
+class StartupError(OkeraAuthError):
+    """The server cannot start with the settings given."""
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's cpuset, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def loopback_address(text: str) -> str:
+    """``text`` if it is a loopback address; 'localhost' means 127.0.0.1."""
+    if text.strip().lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        raise StartupError("bind address %r is not an IP address: use 127.0.0.1 or ::1"
+                           % text) from None
+    if not address.is_loopback:
+        raise StartupError("bind address %s is not a loopback address: the server only "
+                           "listens on 127.0.0.0/8 or ::1" % address)
+    return str(address)
+
+
+def _text(value: str, _what: str) -> str:
+    return value
+
+
+def _whole_number(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StartupError("%s %r is not a whole number" % (what, value)) from None
+
+
+def _port(value: str, what: str) -> int:
+    port = _whole_number(value, what)
+    if not 0 <= port <= 65535:
+        raise StartupError("port %d is not between 0 and 65535" % port)
+    return port
+
+
+def _at_least_one(value: str, what: str) -> int:
+    number = _whole_number(value, what)
+    if number < 1:
+        raise StartupError("%s must be at least 1" % what)
+    return number
+
+
+def _duration(value: str, _what: str) -> int:
+    return parse_duration(value)
+
+
+def _octal_mode(value: str, _what: str) -> int:
+    digits = value.strip().lower()
+    digits = digits[2:] if digits.startswith("0o") else digits
+    if not digits or any(char not in "01234567" for char in digits) or int(digits, 8) > 0o777:
+        raise StartupError("file mode %r is not an octal mode such as 0640" % value)
+    return int(digits, 8)
+
+
+def _log_format(value: str, _what: str) -> str:
+    if value not in LOG_FORMATS:
+        raise StartupError("log format %r is not %s" % (value, " or ".join(LOG_FORMATS)))
+    return value
+
+
+def _bind(value: str, _what: str) -> str:
+    return loopback_address(value)
+
+
+def _id_list(value: str, what: str) -> List[int]:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not all(item.isdigit() for item in items):
+        raise StartupError("%s %r must be comma-separated numbers, e.g. 1000,1001" % (what, value))
+    return [int(item) for item in items]
+
+
+def _comma_list(value: str, _what: str) -> List[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _claims_object(value: str, _what: str) -> Dict[str, Any]:
+    try:
+        document = json.loads(value)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise StartupError("%sCLAIMS must be a JSON object, e.g. {\"tenant\": \"a\"}" % ENV_PREFIX)
+    return document
+
+
+def _claim_pairs(values: Sequence[str], _what: str) -> Dict[str, Any]:
+    claims = {}
+    for text in values:
+        name, equals, value = text.partition("=")
+        if not equals or not name.strip():
+            raise StartupError("claim %r is not KEY=VALUE" % text)
+        try:
+            claims[name.strip()] = json.loads(value)
+        except ValueError:
+            claims[name.strip()] = value
+    return claims
+
+
+def _repeated(values: Sequence[str], _what: str) -> List[str]:
+    return list(values)
+
+
+def _true_or_false(value: str, what: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise StartupError("%s%s=%r is not true or false" % (ENV_PREFIX, what, value))
+
+
+Converter = Callable[[Any, str], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One daemon option: its flags, its environment variable, its value and its help."""
+
+    name: str  # attribute of Settings
+    flags: Tuple[str, ...]  # the first long flag is the option's name on the command line
+    help: str
+    default: Any = None  # None: unset; a callable: computed when the settings are made
+    convert: Converter = _text  # text of a flag or an environment variable -> value
+    env: Optional[str] = None  # suffix after OKERA_AUTHSERVER_; default: the long flag's name
+    switch: bool = False  # a flag that takes no value (store_true)
+    repeatable: bool = False  # the flag may be given several times
+    convert_flags: Optional[Converter] = None  # repeated flag values -> value
+    metavar: Optional[str] = None
+
+    @property
+    def long_flag(self) -> str:
+        return next(flag for flag in self.flags if flag.startswith("--"))
+
+    @property
+    def env_name(self) -> str:
+        return self.env or self.long_flag[2:].upper().replace("-", "_")
+
+
+OPTIONS: Tuple[Option, ...] = (
+    Option("port", ("-p", "--port"), default=5001, convert=_port,
+           help="TCP port on the loopback address (default 5001; 0 picks a free port)"),
+    Option("directory", ("-d", "--directory"), default="/tmp/tokens",
+           help="directory of the token files, created 0750 if missing (default /tmp/tokens)"),
+    Option("private_key", ("-k", "--private-key"), default="",
+           help="private key file: PEM (PKCS#1, PKCS#8, encrypted), OpenSSH, or base64 of PEM "
+                "(required)"),
+    Option("algorithm", ("-a", "--algorithm"), default="rsa512",
+           help="signing algorithm: rsa512 (default), rsa256, or a JWA name "
+                "(RS256/384/512, PS256/384/512, ES256/384/512, EdDSA)"),
+    Option("disable_delete", ("--disable-delete",), default=False, switch=True,
+           convert=_true_or_false,
+           help="keep token files instead of deleting them after --delete-after"),
+    Option("group", ("-g", "--group"), default="okera",
+           help="group (name or numeric gid) that owns the token files (default okera)"),
+    Option("private_key_passphrase_file", ("--private-key-passphrase-file",),
+           help="file holding the passphrase of an encrypted private key"),
+    Option("bind", ("--bind",), default="127.0.0.1", convert=_bind,
+           help="loopback address to listen on: 127.0.0.0/8 or ::1 (default 127.0.0.1)"),
+    Option("ttl", ("--ttl",), default="24h", convert=_duration,
+           help="token lifetime: 24h (default), 30d, 90m, 45s or seconds"),
+    Option("delete_after", ("--delete-after",), default="10s", convert=_duration,
+           help="delete each token file this long after it is written (default 10s)"),
+    Option("issuer", ("--issuer",), help="iss claim of every token"),
+    Option("audience", ("--audience",), default=list, repeatable=True, convert=_comma_list,
+           convert_flags=_repeated,
+           help="aud claim; repeat for several audiences (environment: comma-separated)"),
+    Option("claims", ("--claim",), env="CLAIMS", default=dict, repeatable=True,
+           convert=_claims_object, convert_flags=_claim_pairs, metavar="KEY=VALUE",
+           help="extra static claim (VALUE read as JSON when it parses); repeatable "
+                "(environment: one JSON object)"),
+    Option("groups_file", ("--groups-file",),
+           help='JSON object mapping user names to group lists, e.g. {"janedoe": ["analysts"]}; '
+                "reloaded on SIGHUP"),
+    Option("unix_socket", ("--unix-socket",),
+           help="also listen on this Unix socket (mode 0660, owned by --group)"),
+    Option("allowed_uids", ("--allowed-uids",), default=list, convert=_id_list,
+           help="comma-separated uids allowed on the Unix socket (checked by SO_PEERCRED)"),
+    Option("allowed_gids", ("--allowed-gids",), default=list, convert=_id_list,
+           help="comma-separated primary gids allowed on the Unix socket"),
+    Option("no_tcp", ("--no-tcp",), default=False, switch=True, convert=_true_or_false,
+           help="serve only on the Unix socket"),
+    Option("file_mode", ("--file-mode",), default="0640", convert=_octal_mode,
+           help="mode of the token files, octal (default 0640)"),
+    Option("log_format", ("--log-format",), default="text", convert=_log_format,
+           help="one line per event as %s (default text); tokens are never logged"
+                % " or ".join(LOG_FORMATS)),
+    Option("workers", ("--workers",), default=usable_cpus, convert=_at_least_one,
+           help="signing threads (default: the number of CPUs the process may use)"),
+    Option("no_jti", ("--no-jti",), default=False, switch=True, convert=_true_or_false,
+           help="leave out the jti claim (a random token id, added by default)"),
+    Option("header_timeout", ("--header-timeout",), default="10s", convert=_duration,
+           help="a request head must arrive within this time, else the connection is closed "
+                "(default 10s)"),
+    Option("max_connections", ("--max-connections",), default=512, convert=_at_least_one,
+           help="open client connections at most; more are answered 503 (default 512)"),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+# The settings object has one field per option, in the table's order.
+Settings = dataclasses.make_dataclass(
+    "Settings", [(option.name, Any) for option in OPTIONS],
+    namespace={"__doc__": "The daemon's settings, one field per entry of OPTIONS."})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="okera-authserver",
+        description="Mint per-user JWTs into group-readable token files on request: "
+                    "GET /<user> answers the path of a new token file. Every option can also "
+                    "be set by an environment variable %s<LONG_NAME> (e.g. %sPORT); options "
+                    "win over the environment." % (ENV_PREFIX, ENV_PREFIX))
+    for option in OPTIONS:
+        # Every flag defaults to None, so "not given" is told apart from any value.
+        if option.switch:
+            parser.add_argument(*option.flags, dest=option.name, action="store_true",
+                                default=None, help=option.help)
+        else:
+            parser.add_argument(*option.flags, dest=option.name, default=None,
+                                action="append" if option.repeatable else "store",
+                                metavar=option.metavar, help=option.help)
+    return parser
+
+
+def _value(option: Option, given: Any) -> Any:
+    """The option's value: from its flag, else its environment variable, else its default."""
+    if given is not None:
+        if option.switch:
+            return True
+        convert = option.convert_flags if option.repeatable else option.convert
+        return convert(given, option.long_flag[2:])
+    text = os.environ.get(ENV_PREFIX + option.env_name)
+    if text not in (None, ""):
+        return option.convert(text, option.env_name if option.switch else option.long_flag[2:])
+    default = option.default() if callable(option.default) else option.default
+    # Defaults are written as a user would write them (24h, 0640) and read the same way.
+    return option.convert(default, option.long_flag[2:]) if isinstance(default, str) else default
+
+
+def parse_settings(argv: Optional[Sequence[str]] = None) -> Any:
+    """Settings from flags, then OKERA_AUTHSERVER_* variables, then defaults."""
+    args = build_parser().parse_args(argv)
+    settings = Settings(**{option.name: _value(option, getattr(args, option.name))
+                           for option in OPTIONS})
+    _check_settings(settings)
+    return settings
+
+
+def _check_settings(settings: Any) -> None:
+    """What no single option can check alone."""
+    if not settings.private_key:
+        raise StartupError("no private key given: use -k/--private-key PATH "
+                           "(or %sPRIVATE_KEY)" % ENV_PREFIX)
+    if settings.no_tcp and not settings.unix_socket:
+        raise StartupError("--no-tcp needs --unix-socket PATH, else nothing would be served")
+    if (settings.allowed_uids or settings.allowed_gids) and not settings.unix_socket:
+        raise StartupError("--allowed-uids/--allowed-gids apply to the Unix socket: "
+                           "give --unix-socket PATH too")

@@ -1,0 +1,98 @@
+"""The option table: flags, OKERA_AUTHSERVER_* variables, defaults and one-line setting errors."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from okera_auth.authserver.options import StartupError, parse_settings
+from okera_auth.module_utils.errors import ClaimsError
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("OKERA_AUTHSERVER_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_okeras():
+    settings = parse_settings(["-k", "key.pem"])
+    assert (settings.port, settings.directory, settings.algorithm, settings.group) == (
+        5001, "/tmp/tokens", "rsa512", "okera")
+    assert not settings.disable_delete and settings.bind == "127.0.0.1"
+    assert (settings.ttl, settings.delete_after, settings.file_mode) == (86400, 10, 0o640)
+    assert settings.log_format == "text" and settings.workers == len(os.sched_getaffinity(0))
+
+
+def test_short_flags_are_okeras():
+    settings = parse_settings(["-p", "6000", "-d", "/srv/t", "-k", "k", "-a", "RSA256",
+                               "--disable-delete", "-g", "users"])
+    assert (settings.port, settings.directory, settings.private_key, settings.algorithm,
+            settings.disable_delete, settings.group) == (6000, "/srv/t", "k", "RSA256", True, "users")
+
+
+def test_every_flag_has_an_environment_variable(monkeypatch):
+    values = {
+        "PORT": "6001", "DIRECTORY": "/srv/tokens", "PRIVATE_KEY": "/k.pem", "ALGORITHM": "PS256",
+        "DISABLE_DELETE": "true", "GROUP": "1234", "TTL": "90m", "DELETE_AFTER": "30s",
+        "ISSUER": "cluster", "AUDIENCE": "okera, presto", "CLAIMS": '{"tenant": "blue"}',
+        "GROUPS_FILE": "/g.json", "UNIX_SOCKET": "/run/a.sock", "ALLOWED_UIDS": "1,2",
+        "ALLOWED_GIDS": "3", "FILE_MODE": "0600", "LOG_FORMAT": "json", "BIND": "127.0.0.2",
+        "WORKERS": "3", "PRIVATE_KEY_PASSPHRASE_FILE": "/p", "NO_TCP": "yes",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv("OKERA_AUTHSERVER_" + name, value)
+    settings = parse_settings([])
+    assert settings.port == 6001 and settings.directory == "/srv/tokens"
+    assert settings.private_key == "/k.pem" and settings.algorithm == "PS256"
+    assert settings.disable_delete and settings.group == "1234"
+    assert (settings.ttl, settings.delete_after) == (5400, 30)
+    assert settings.issuer == "cluster" and settings.audience == ["okera", "presto"]
+    assert settings.claims == {"tenant": "blue"} and settings.groups_file == "/g.json"
+    assert settings.unix_socket == "/run/a.sock" and settings.no_tcp
+    assert (settings.allowed_uids, settings.allowed_gids) == ([1, 2], [3])
+    assert settings.file_mode == 0o600 and settings.log_format == "json"
+    assert settings.bind == "127.0.0.2" and settings.workers == 3
+    assert settings.private_key_passphrase_file == "/p"
+
+
+def test_flags_win_over_environment(monkeypatch):
+    monkeypatch.setenv("OKERA_AUTHSERVER_PORT", "6001")
+    monkeypatch.setenv("OKERA_AUTHSERVER_AUDIENCE", "a,b")
+    monkeypatch.setenv("OKERA_AUTHSERVER_CLAIMS", '{"x": 1}')
+    settings = parse_settings(["-k", "k", "-p", "7000", "--audience", "c", "--claim", "y=[1,2]"])
+    assert settings.port == 7000 and settings.audience == ["c"] and settings.claims == {"y": [1, 2]}
+
+
+@pytest.mark.parametrize("argv, env, message", [
+    ([], {}, "no private key given"),
+    (["-k", "k", "--bind", "0.0.0.0"], {}, "not a loopback address"),
+    (["-k", "k", "--bind", "10.1.2.3"], {}, "not a loopback address"),
+    (["-k", "k", "--bind", "example.com"], {}, "not an IP address"),
+    (["-k", "k", "--file-mode", "0999"], {}, "not an octal mode"),
+    (["-k", "k", "--no-tcp"], {}, "needs --unix-socket"),
+    (["-k", "k", "--allowed-uids", "1"], {}, "give --unix-socket"),
+    (["-k", "k", "--unix-socket", "/s", "--allowed-uids", "root"], {}, "comma-separated numbers"),
+    (["-k", "k", "--claim", "novalue"], {}, "is not KEY=VALUE"),
+    (["-k", "k"], {"DISABLE_DELETE": "maybe"}, "is not true or false"),
+    (["-k", "k"], {"CLAIMS": "[1]"}, "must be a JSON object"),
+    (["-k", "k"], {"PORT": "http"}, "is not a whole number"),
+    (["-k", "k", "-p", "70000"], {}, "between 0 and 65535"),
+])
+def test_bad_settings_are_one_line_errors(monkeypatch, argv, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv("OKERA_AUTHSERVER_" + name, value)
+    with pytest.raises(StartupError, match=re.escape(message)):
+        parse_settings(argv)
+
+
+def test_bad_duration_is_an_error():
+    with pytest.raises(ClaimsError, match="not understood"):
+        parse_settings(["-k", "k", "--ttl", "soon"])
+
+
+def test_localhost_and_ipv6_loopback_are_accepted():
+    assert parse_settings(["-k", "k", "--bind", "localhost"]).bind == "127.0.0.1"
+    assert parse_settings(["-k", "k", "--bind", "::1"]).bind == "::1"

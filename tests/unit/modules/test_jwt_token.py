@@ -1,0 +1,149 @@
+"""jwt_token: minting, idempotency, check mode, diff, file modes, and secrets kept out of output."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from okera_auth.module_utils import keys, tokens
+
+
+@pytest.fixture
+def module():
+    from ansible_collections.okera.auth.plugins.modules import jwt_token
+    return jwt_token
+
+
+@pytest.fixture
+def args(key_dir, tmp_path):
+    return {"private_key_path": str(key_dir / "private.pem"), "subject": "okera_system_user",
+            "issuer": "prod", "groups": ["okera_admins"], "ttl": "30d",
+            "path": str(tmp_path / "system.token")}
+
+
+def _verifies(path, rsa_private_key):
+    entry = keys.PublicKeyEntry(rsa_private_key.public_key(), "")
+    return tokens.verify(open(path).read(), [entry], ["RS512"]).valid
+
+
+def test_mints_to_path_with_mode_0600_and_no_token_in_output(module, run_module, args, rsa_private_key):
+    result, failed = run_module(module, args)
+    assert not failed and result["changed"]
+    assert stat.S_IMODE(os.stat(args["path"]).st_mode) == 0o600
+    assert _verifies(args["path"], rsa_private_key)
+    assert result["claims"]["groups"] == ["okera_admins"] and result["claims"]["iss"] == "prod"
+    assert result["expires_in"] > 29 * 86400 and result["expires_at"].endswith("Z")
+    assert "token" not in result
+    assert open(args["path"]).read().strip() not in json.dumps(result)
+
+
+def test_second_run_keeps_the_token(module, run_module, args):
+    run_module(module, args)
+    before = open(args["path"]).read()
+    result = run_module(module, args)[0]
+    assert not result["changed"] and result["reason"] is None
+    assert open(args["path"]).read() == before
+
+
+def test_force_renews(module, run_module, args):
+    run_module(module, args)
+    before = open(args["path"]).read()
+    result = run_module(module, dict(args, force=True, jti=True))[0]
+    assert result["changed"] and result["reason"] == "force is set"
+    assert open(args["path"]).read() != before
+
+
+def test_changed_groups_renew(module, run_module, args):
+    run_module(module, args)
+    result = run_module(module, dict(args, groups=["okera_admins", "ops"]))[0]
+    assert result["changed"] and "groups" in result["reason"]
+
+
+def test_check_mode_predicts_and_writes_nothing(module, run_module, args):
+    result = run_module(module, args, check_mode=True)[0]
+    assert result["changed"] and not os.path.exists(args["path"])
+    run_module(module, args)
+    result = run_module(module, args, check_mode=True)[0]
+    assert not result["changed"]
+    result = run_module(module, dict(args, renew_before="31d"), check_mode=True)[0]
+    assert result["changed"] and "within renew_before" in result["reason"]
+
+
+def test_diff_shows_claims_and_hashes_never_the_token(module, run_module, args):
+    run_module(module, args)
+    old_token = open(args["path"]).read().strip()
+    result = run_module(module, dict(args, force=True), diff=True)[0]
+    new_token = open(args["path"]).read().strip()
+    diff = result["diff"]
+    assert diff["before"]["claims"]["sub"] == "okera_system_user"
+    assert diff["after"]["claims"]["exp"].endswith("Z") and len(diff["after"]["sha256"]) == 64
+    text = json.dumps(result)
+    assert old_token not in text and new_token not in text
+    assert new_token.split(".")[2] not in text
+
+
+def test_return_content_gives_the_token(module, run_module, key_dir, rsa_private_key):
+    result, failed = run_module(module, {"private_key_path": str(key_dir / "private.pem"),
+                                         "subject": "jane", "ttl": "1h", "return_content": True})
+    assert not failed and result["changed"]
+    entry = keys.PublicKeyEntry(rsa_private_key.public_key(), "")
+    assert tokens.verify(result["token"], [entry], ["RS512"]).valid
+
+
+def test_mode_and_content_key(module, run_module, rsa_key_pem, tmp_path):
+    path = tmp_path / "t"
+    result, failed = run_module(module, {"private_key_content": rsa_key_pem.decode(),
+                                         "subject": "jane", "path": str(path), "mode": "0640",
+                                         "algorithm": "rsa256"})
+    assert not failed and stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert result["header"]["alg"] == "RS256"
+
+
+def test_token_without_path_or_return_content_is_refused(module, run_module, key_dir):
+    result, failed = run_module(module, {"private_key_path": str(key_dir / "private.pem"),
+                                         "subject": "jane"})
+    assert failed and "path" in result["msg"] and "return_content" in result["msg"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"claims": {"sub": "root"}}, "reserved claim(s) sub"),
+    ({"algorithm": "ES256"}, "ES256 needs an EC P-256 key"),
+    ({"ttl": "forever"}, "duration 'forever' is not understood"),
+    ({"expires_at": "2001-01-01"}, "not in the future"),
+    ({"private_key_path": "/nonexistent/key.pem"}, "private key file /nonexistent/key.pem does not exist"),
+])
+def test_bad_input_is_one_clear_line(module, run_module, args, change, message):
+    result, failed = run_module(module, dict(args, **change))
+    assert failed and message in result["msg"] and "\n" not in result["msg"]
+    assert not os.path.exists(args["path"])
+
+
+def test_key_and_passphrase_never_appear_in_failures(module, run_module, rsa_private_key, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    encrypted = rsa_private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"correct horse")).decode()
+    result, failed = run_module(module, {"private_key_content": encrypted, "subject": "a",
+                                         "private_key_passphrase": "wrong battery",
+                                         "path": str(tmp_path / "t")})
+    assert failed and "check the passphrase" in result["msg"]
+    text = json.dumps(result)
+    assert "wrong battery" not in text and encrypted.splitlines()[1] not in text
+    garbled = encrypted.replace("\n", "\n\n", 3)[:300]
+    result, failed = run_module(module, {"private_key_content": garbled, "subject": "a",
+                                         "path": str(tmp_path / "t")})
+    assert failed and garbled.splitlines()[2] not in json.dumps(result)
+
+
+def test_existing_token_from_other_key_is_replaced(module, run_module, args, other_rsa_private_key,
+                                                   rsa_private_key):
+    stale = tokens.mint(tokens.Signer(other_rsa_private_key),
+                        tokens.TokenSpec(subject="okera_system_user", groups=["okera_admins"],
+                                         issuer="prod", ttl=30 * 86400)).token
+    with open(args["path"], "w") as handle:
+        handle.write(stale)
+    result = run_module(module, args)[0]
+    assert result["changed"] and "does not verify" in result["reason"]
+    assert _verifies(args["path"], rsa_private_key)
