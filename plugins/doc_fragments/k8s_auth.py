@@ -7,6 +7,13 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     DOCUMENTATION = r"""
+attributes:
+  action_group:
+    description: Use C(group/okera.auth.k8s) in C(module_defaults) to set the cluster options of
+      every okera.auth module that talks to a cluster at once.
+    support: full
+    membership:
+      - okera.auth.k8s
 options:
   kubeconfig:
     description:

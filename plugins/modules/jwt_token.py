@@ -53,11 +53,13 @@ options:
   ttl:
     description:
       - Lifetime, as seconds or a text such as V(30d), V(24h), V(90m), V(1h30m).
-      - Mutually exclusive with O(expires_at).
+      - Mutually exclusive with O(expires_at); the default applies when neither is given.
     type: str
     default: 24h
   expires_at:
-    description: Fixed expiry (C(exp)), as epoch seconds or ISO 8601 (V(2030-01-31T00:00:00Z)).
+    description:
+      - Fixed expiry (C(exp)), as epoch seconds or ISO 8601 (V(2030-01-31T00:00:00Z)).
+      - Mutually exclusive with O(ttl).
     type: str
   not_before:
     description: The C(nbf) claim, as epoch seconds or ISO 8601.
@@ -227,7 +229,7 @@ def main():
             renew_before=dict(type="str", no_log=False),
             force=dict(type="bool", default=False),
         ),
-        mutually_exclusive=[("private_key_path", "private_key_content")],
+        mutually_exclusive=[("private_key_path", "private_key_content"), ("ttl", "expires_at")],
         required_one_of=[("private_key_path", "private_key_content"), ("path", "return_content")],
         add_file_common_args=True,
         supports_check_mode=True,

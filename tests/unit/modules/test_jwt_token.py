@@ -111,11 +111,13 @@ def test_token_without_path_or_return_content_is_refused(module, run_module, key
     ({"claims": {"sub": "root"}}, "reserved claim(s) sub"),
     ({"algorithm": "ES256"}, "ES256 needs an EC P-256 key"),
     ({"ttl": "forever"}, "duration 'forever' is not understood"),
-    ({"expires_at": "2001-01-01"}, "not in the future"),
+    ({"ttl": "omit", "expires_at": "2001-01-01"}, "not in the future"),
+    ({"expires_at": "2099-01-01"}, "parameters are mutually exclusive: ttl|expires_at"),
     ({"private_key_path": "/nonexistent/key.pem"}, "private key file /nonexistent/key.pem does not exist"),
 ])
 def test_bad_input_is_one_clear_line(module, run_module, args, change, message):
-    result, failed = run_module(module, dict(args, **change))
+    arguments = {name: value for name, value in dict(args, **change).items() if value != "omit"}
+    result, failed = run_module(module, arguments)
     assert failed and message in result["msg"] and "\n" not in result["msg"]
     assert not os.path.exists(args["path"])
 
