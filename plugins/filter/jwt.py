@@ -35,7 +35,8 @@ def jwt_expires_in(token):
     """Seconds until the token's exp (negative once expired); an error when it has no exp."""
     seconds = expiry_facts(_decoded(token, "jwt_expires_in").claims)["expires_in"]
     if seconds is None:
-        raise AnsibleFilterError("jwt_expires_in: the token has no numeric exp claim")
+        raise AnsibleFilterError("jwt_expires_in: the token has no numeric exp claim (seconds "
+                                 "since 1970 within the years 1 to 9999)")
     return seconds
 
 

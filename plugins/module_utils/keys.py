@@ -256,27 +256,56 @@ def _entry(key: PublicKey, kid: Optional[str] = None) -> PublicKeyEntry:
     return PublicKeyEntry(key=key, kid=kid or jwk_thumbprint(key))
 
 
+# The JWK key types of key pairs, with the members that make the public key; "oct" is a
+# shared secret, which never verifies tokens here.
+_JWK_PUBLIC_MEMBERS = {"RSA": "n and e (base64url)",
+                       "EC": "crv (P-256, P-384 or P-521), x and y (base64url)",
+                       "OKP": "crv (Ed25519) and x (base64url)"}
+
+
 def _load_jwks(raw: bytes) -> list:
     try:
         document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser's stack, which is no JWKS either.
         raise KeyLoadError("the public key looks like JSON but does not parse: give a JWK "
                            "or a JWKS ({\"keys\": [...]})") from None
-    jwks = document.get("keys") if isinstance(document, dict) and "keys" in document else [document]
-    if not isinstance(jwks, list) or not jwks:
+    if isinstance(document, dict) and "keys" in document:
+        jwks = document["keys"]
+        if not isinstance(jwks, list):
+            raise KeyLoadError("the JWKS's \"keys\" member is not a list: give "
+                               "{\"keys\": [{...}, ...]}")
+    else:
+        jwks = [document]
+    if not jwks:
         raise KeyLoadError("the JWKS has no keys")
-    entries = []
-    for number, jwk in enumerate(jwks, 1):
-        if not isinstance(jwk, dict):
-            raise KeyLoadError("JWKS key %d is not a JSON object" % number)
-        public_only = {name: value for name, value in jwk.items()
-                       if name not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
-        try:
-            key = jwt.PyJWK(public_only).key
-        except jwt.PyJWKError as error:
-            raise KeyLoadError("JWKS key %d cannot be used: %s" % (number, _safe_reason(error))) from None
-        entries.append(_entry(key, jwk.get("kid")))
-    return entries
+    return [_load_jwk(jwk, number) for number, jwk in enumerate(jwks, 1)]
+
+
+def _load_jwk(jwk: object, number: int) -> PublicKeyEntry:
+    if not isinstance(jwk, dict):
+        raise KeyLoadError("JWKS key %d is not a JSON object" % number)
+    kty = jwk.get("kty")
+    if kty == "oct":
+        raise KeyLoadError(
+            "JWKS key %d is a symmetric (oct) key: tokens here are verified with the public "
+            "key of a key pair (kty RSA, EC or OKP), never a shared secret" % number)
+    if not isinstance(kty, str) or kty not in _JWK_PUBLIC_MEMBERS:
+        raise KeyLoadError("JWKS key %d has no usable kty: give RSA, EC or OKP" % number)
+    kid = jwk.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise KeyLoadError("JWKS key %d has a kid that is not a text" % number)
+    public_only = {name: value for name, value in jwk.items()
+                   if name not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
+    try:
+        key = jwt.PyJWK(public_only).key
+    except (jwt.exceptions.PyJWTError, ValueError, TypeError):
+        # No text of PyJWT's: its messages may repeat the JWK ("kty is not found: {...}").
+        # ValueError covers binascii.Error (bad base64); TypeError an unhashable alg.
+        raise KeyLoadError(
+            "JWKS key %d is not a valid %s public key: check its members %s, and alg if it "
+            "has one" % (number, kty, _JWK_PUBLIC_MEMBERS[kty])) from None
+    return _entry(key, kid)
 
 
 def _load_pem_block(block: bytes, kind: bytes, number: int) -> PublicKey:

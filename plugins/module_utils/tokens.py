@@ -8,6 +8,11 @@ microseconds of JSON, which is what the auth server's throughput rests on.
 Verification is PyJWT's, with the algorithm allow-list taken from
 configuration (never from the token's header), ``exp`` required, and only the
 given keys tried.
+
+Tokens come from places nobody vouches for (files, Secrets, requests), so
+reading one is bounded before any parsing (size, JSON nesting) and its dates
+are checked to be real times before any arithmetic: whatever the input, the
+answer is a one-line TokenFormatError or an invalid verdict with the reason.
 """
 
 from __future__ import annotations
@@ -53,6 +58,25 @@ _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
+# Real tokens are a few hundred bytes, a few KiB with long group lists, and must fit in an
+# HTTP header (servers cap those at 8 to 64 KiB); past this a "token" is junk or an attack,
+# refused before any decoding so that reading it costs nothing and no report echoes it.
+MAX_TOKEN_SIZE = 64 * 1024  # characters, which are bytes: a token is ASCII
+# Claims are flat or a few levels deep; deeper JSON only serves to exhaust the parser's stack
+# (json raises RecursionError near 1000 levels, sooner on a deep call stack).
+MAX_JSON_DEPTH = 32
+# A JSON string (an unterminated one runs to the end) or a bracket: enough to measure nesting
+# in one linear pass without parsing, since brackets inside strings do not count.
+_JSON_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.?)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
+
+# The NumericDate claims of RFC 7519, and the times they may hold here: the span of Python's
+# datetime (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z), so that every accepted date can be
+# compared, subtracted and shown. NaN, infinities and 1e300 fall outside.
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
+_MIN_EPOCH = -62135596800
+_MAX_EPOCH = 253402300799
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
 
 def parse_duration(value: Union[int, float, str]) -> int:
     """Seconds in ``value``: an integer, or text such as ``30d``, ``24h``, ``90m``, ``1h30m``."""
@@ -95,10 +119,23 @@ def parse_time(value: Union[int, float, str]) -> int:
     return int(moment.timestamp())
 
 
+def is_numeric_date(value: Any) -> bool:
+    """Whether ``value`` is a NumericDate this library accepts: a JSON number (not a boolean)
+    of seconds since 1970, finite and within the years 1 to 9999."""
+    # NaN fails every comparison, so it is refused with the infinities.
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and _MIN_EPOCH <= value <= _MAX_EPOCH)
+
+
 def iso8601(epoch: Union[int, float]) -> str:
     """UTC ISO 8601 text of an epoch time, e.g. 2026-12-23T07:50:00Z."""
-    moment = datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not is_numeric_date(epoch):
+        # No repr of the value: a huge int has no printable form past 4300 digits.
+        raise ClaimsError("a time must be a finite number of seconds since 1970 within the "
+                          "years 1 to 9999")
+    # Arithmetic rather than fromtimestamp, which fails outside the platform's time_t.
+    moment = _EPOCH + datetime.timedelta(seconds=int(epoch))
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -155,6 +192,11 @@ class TokenSpec:
 def build_claims(spec: TokenSpec, now: int) -> dict:
     spec.validate()
     expires_at = int(spec.expires_at) if spec.expires_at is not None else now + int(spec.ttl)
+    # Never mint what verify refuses.
+    if not is_numeric_date(expires_at) or (
+            spec.not_before is not None and not is_numeric_date(spec.not_before)):
+        raise ClaimsError("the token's times must lie within the years 1 to 9999: give a "
+                          "shorter ttl or an earlier expires_at or not_before")
     if expires_at <= now:
         raise ClaimsError("the token would expire at %s, which is not in the future: give a "
                           "later expires_at or a positive ttl" % iso8601(expires_at))
@@ -231,10 +273,30 @@ def _decode_segment(segment: str, part: str) -> bytes:
         raise TokenFormatError("the token's %s is not valid base64url" % part) from None
 
 
+def _check_json_depth(text: str, part: str) -> None:
+    depth = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(text):
+        mark = match.group()
+        if mark in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise TokenFormatError("the token's %s nests JSON deeper than %d levels"
+                                       % (part, MAX_JSON_DEPTH))
+        elif mark in ("]", "}"):
+            depth -= 1
+
+
 def _decode_json_segment(segment: str, part: str) -> dict:
     try:
-        value = json.loads(_decode_segment(segment, part).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        text = _decode_segment(segment, part).decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokenFormatError("the token's %s is not JSON" % part) from None
+    _check_json_depth(text, part)
+    try:
+        # Python's json also reads NaN and Infinity, which is_numeric_date refuses as dates;
+        # an int of more than 4300 digits is a ValueError.
+        value = json.loads(text)
+    except ValueError:
         raise TokenFormatError("the token's %s is not JSON" % part) from None
     if not isinstance(value, dict):
         raise TokenFormatError("the token's %s is not a JSON object" % part)
@@ -250,6 +312,9 @@ def _looks_base64_wrapped(text: str) -> bool:
 
 def _token_text(token: Union[str, bytes]) -> str:
     """The token as text without surrounding white space (files end with a newline)."""
+    if len(token) > MAX_TOKEN_SIZE:
+        raise TokenFormatError("the token is %d characters long; at most %d are read"
+                               % (len(token), MAX_TOKEN_SIZE))
     if isinstance(token, bytes):
         try:
             token = token.decode("ascii")
@@ -276,9 +341,13 @@ def decode_unverified(token: Union[str, bytes]) -> DecodedToken:
 
 
 def expiry_facts(claims: Mapping[str, Any], now: Optional[float] = None) -> dict:
-    """``expires_at`` (ISO 8601), ``expires_in`` (seconds) and ``expired`` from ``exp``."""
+    """``expires_at`` (ISO 8601), ``expires_in`` (seconds) and ``expired`` from ``exp``.
+
+    All None when there is no ``exp`` or it is not a NumericDate (a text, a boolean, NaN,
+    1e300): such a token has no expiry to report, and verify refuses it.
+    """
     exp = claims.get("exp")
-    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+    if not is_numeric_date(exp):
         return {"expires_at": None, "expires_in": None, "expired": None}
     remaining = int(exp - (time.time() if now is None else now))
     return {"expires_at": iso8601(exp), "expires_in": remaining, "expired": remaining <= 0}
@@ -319,6 +388,12 @@ def verify(token: Union[str, bytes], keys: Sequence[PublicKeyEntry],
     if "crit" in header:
         return invalid("the token names critical header parameters %r that this verifier "
                        "does not support" % (header["crit"],))
+    # Checked here, not left to PyJWT, which takes "9999999999" and true for numbers and
+    # fails on 1e300 and NaN with errors that do not name the claim.
+    for name in NUMERIC_DATE_CLAIMS:
+        if name in claims and not is_numeric_date(claims[name]):
+            return invalid("the token's %r claim is not a NumericDate (a JSON number of seconds "
+                           "since 1970, within the years 1 to 9999)" % name)
     candidates = [entry for entry in keys if key_fits(algorithm, entry.key)]
     if not candidates:
         return invalid("none of the %d given key(s) can verify %s" % (len(keys), algorithm))
@@ -406,8 +481,8 @@ def token_summary(token: str) -> dict:
         summary["malformed"] = str(error)
         return summary
     claims = dict(decoded.claims)
-    for name in ("iat", "nbf", "exp"):
-        if isinstance(claims.get(name), (int, float)) and not isinstance(claims[name], bool):
+    for name in NUMERIC_DATE_CLAIMS:
+        if is_numeric_date(claims.get(name)):
             claims[name] = iso8601(claims[name])
     summary.update(alg=decoded.header.get("alg"), kid=decoded.header.get("kid"), claims=claims)
     return summary

@@ -15,7 +15,10 @@ description:
     the token's header; C(alg=none), HMAC algorithms, a missing C(exp) and unknown C(crit)
     headers are refused. Every given key is tried (as an Okera cluster tries each key of its
     C(JWT_PUBLIC_KEY) list); a header C(kid) that names one of them narrows the choice.
-  - Malformed input (not three parts, bad base64url, bad JSON) fails the task with the reason.
+  - Malformed input (not three parts, bad base64url, bad JSON, more than 64 KiB, JSON nested
+    deeper than 32 levels) fails the task with the reason, which never repeats the token or a key.
+  - A token whose C(exp), C(nbf) or C(iat) is not a number of seconds (a text such as
+    V("9999999999"), a boolean, NaN, 1e300) does not verify, and reports no expiry.
 author:
   - okera.auth maintainers (@okera)
 extends_documentation_fragment:
@@ -39,7 +42,9 @@ options:
     description: File holding the token.
     type: path
   public_key_path:
-    description: Files with verification keys (PEM, certificates, OpenSSH public keys, JWK or JWKS).
+    description:
+      - Files with verification keys (PEM, certificates, OpenSSH public keys, JWK or JWKS).
+      - Symmetric (C(kty=oct)) JWKs are refused, as are private keys.
     type: list
     elements: path
     default: []
@@ -47,6 +52,8 @@ options:
     description:
       - Verification keys as text, in the forms O(public_key_path) takes; one item may hold
         several PEM keys (Okera's comma-separated C(JWT_PUBLIC_KEY)) or base64 of them.
+      - Never logged, not even with C(-vvv), since a private key may be given here by mistake;
+        such a key is refused without being shown.
     type: list
     elements: str
     default: []
@@ -100,11 +107,11 @@ claims:
   returned: success
   type: dict
 expires_at:
-  description: Expiry, ISO 8601 UTC; null when the token has no C(exp).
+  description: Expiry, ISO 8601 UTC; null when the token has no C(exp) or it is not a number of seconds.
   returned: success
   type: str
 expires_in:
-  description: Seconds until expiry (negative once expired); null without C(exp).
+  description: Seconds until expiry (negative once expired); null when RV(expires_at) is.
   returned: success
   type: int
 expired:
@@ -142,7 +149,8 @@ def main():
             token=dict(type="str", no_log=True),
             path=dict(type="path"),
             public_key_path=dict(type="list", elements="path", default=[]),
-            public_key_content=dict(type="list", elements="str", default=[]),
+            # no_log: a private key may be given here by mistake.
+            public_key_content=dict(type="list", elements="str", default=[], no_log=True),
             algorithms=dict(type="list", elements="str", default=["RS512"]),
             leeway=dict(type="int", default=0),
             issuer=dict(type="str"),
