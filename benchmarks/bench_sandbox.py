@@ -19,7 +19,6 @@ import time
 from typing import Callable, List
 
 
-
 class Client:
     def __init__(self, port: int, token: str, ca_file: str) -> None:
         context = ssl.create_default_context(cafile=ca_file)

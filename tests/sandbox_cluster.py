@@ -17,6 +17,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
 def sandbox_command(*args: str) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "okera_auth.sandbox", *args], capture_output=True, text=True, timeout=120,
                           check=False)

@@ -11,6 +11,7 @@ from okera_auth.sandbox.statedir import Settings, StateDir
 from okera_auth.sandbox.store import Store
 from okera_auth.sandbox.pki import server_context
 
+
 @dataclass
 class RunningSandbox:
     state: StateDir

@@ -13,6 +13,7 @@ from okera_auth.authserver.issuer import (
 from okera_auth.module_utils.tokens import Signer
 from user_name_paths import PATHS
 
+
 @pytest.mark.parametrize("name", ["janedoe", "jane.doe", "jane_doe", "jane-doe", "j@x.com",
                                   "okera_system_user", "_svc", "@team", "A9", "a" * MAX_USER_LENGTH])
 def test_good_names_pass(name):

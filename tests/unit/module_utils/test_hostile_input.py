@@ -157,13 +157,16 @@ dates = st.one_of(st.integers(min_value=0, max_value=2 * FAR_FUTURE), st.floats(
                   st.integers(min_value=0, max_value=2 * FAR_FUTURE).map(str), json_values)
 
 
+SIGNED_CLAIMS = st.fixed_dictionaries({"exp": dates}, optional={
+    "nbf": dates, "iat": dates, "sub": json_values | st.just("okera_system_user"),
+    "iss": json_values | st.just("prod"), "aud": json_values | st.just("okera"),
+    "jti": json_values, "groups": json_values})
+EXPECTED_CLAIMS = st.fixed_dictionaries({}, optional={
+    "issuer": st.just("prod"), "audience": st.just(["okera"]), "subject": st.just("okera_system_user")})
+
+
 @_SETTINGS
-@given(st.fixed_dictionaries({"exp": dates}, optional={
-           "nbf": dates, "iat": dates, "sub": json_values | st.just("okera_system_user"),
-           "iss": json_values | st.just("prod"), "aud": json_values | st.just("okera"),
-           "jti": json_values, "groups": json_values}),
-       st.fixed_dictionaries({}, optional={"issuer": st.just("prod"), "audience": st.just(["okera"]),
-                                           "subject": st.just("okera_system_user")}))
+@given(SIGNED_CLAIMS, EXPECTED_CLAIMS)
 def test_verify_gives_a_verdict_for_any_signed_claims(ed25519_private_key, claims, expected):
     token = _signed(ed25519_private_key, json.dumps(claims))
     result = tokens.verify(token, _entries(ed25519_private_key), ["EdDSA"], **expected)
@@ -368,4 +371,3 @@ def test_private_key_given_as_public_key_is_refused_without_key_text(rsa_key_pem
     assert "private key" in message
     body = b"".join(rsa_key_pem.splitlines()[1:-1]).decode()
     assert not any(body[start:start + 16] in message for start in range(0, len(body) - 16, 16))
-

@@ -45,8 +45,7 @@ def _assert_one_line_failure(result, failed):
     assert "Traceback" not in json.dumps(result) and "exception" not in result
 
 
-def test_ten_mib_token_fails_in_one_line_and_is_not_echoed(module, run_module, rsa_private_key,
-                                                            rsa_public_pem):
+def test_ten_mib_token_fails_in_one_line_and_is_not_echoed(module, run_module, rsa_private_key, rsa_public_pem):
     # Valid in every way but size: before the bound its claims came back in full.
     token = _signed(rsa_private_key, json.dumps({"sub": "a", "exp": FAR_FUTURE,
                                                  "pad": "p" * (10 * 1024 * 1024)}))
@@ -56,8 +55,7 @@ def test_ten_mib_token_fails_in_one_line_and_is_not_echoed(module, run_module, r
         assert "characters long" in result["msg"] and len(json.dumps(result)) < 4096
 
 
-def test_ten_mib_token_file_fails_in_one_line_and_is_not_echoed(module, run_module, tmp_path,
-                                                                 rsa_private_key):
+def test_ten_mib_token_file_fails_in_one_line_and_is_not_echoed(module, run_module, tmp_path, rsa_private_key):
     path = tmp_path / "huge.token"
     path.write_text(_signed(rsa_private_key, json.dumps({"sub": "a", "exp": FAR_FUTURE,
                                                          "pad": "p" * (10 * 1024 * 1024)})) + "\n")
@@ -77,8 +75,8 @@ def test_deeply_nested_claims_fail_in_one_line(module, run_module, rsa_private_k
 @pytest.mark.parametrize("literal", ["1e300", "-1e300", "NaN", "Infinity", "1" + "0" * 400,
                                      '"9999999999"', "true"],
                          ids=["1e300", "-1e300", "NaN", "Infinity", "10**400", "text", "true"])
-def test_hostile_dates_are_invalid_with_reason_and_no_expiry(module, run_module, rsa_private_key,
-                                                            rsa_public_pem, name, literal):
+def test_hostile_dates_are_invalid_with_reason_and_no_expiry(module, run_module, rsa_private_key, rsa_public_pem,
+                                                             name, literal):
     claims = {"sub": "okera_system_user", "exp": FAR_FUTURE}
     token = _signed(rsa_private_key, json.dumps(claims)[:-1] + ', "%s": %s}' % (name, literal))
     result, failed = run_module(module, {"token": token, "public_key_content": [rsa_public_pem.decode()]})
