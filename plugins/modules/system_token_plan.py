@@ -1,0 +1,238 @@
+#!/usr/bin/python
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: system_token_plan
+short_description: Decide which of an Okera cluster's system tokens to rotate, and why
+version_added: 0.1.0
+description:
+  - The decision of the role C(okera.auth.system_token), made from data already read. For each key
+    of O(secret_keys) it decodes the token in O(tokens), verifies it with the cluster's public
+    key(s) and algorithm, and says whether to rotate it and why.
+  - "A token is rotated, for the first reason that holds: it is C(missing); C(unreadable) (not a
+    JWT, malformed, or a C(sub), C(iss) or C(groups) claim of the wrong type), with the reason;
+    it C(does not verify with the cluster key), with the reason (another key, another algorithm,
+    expired, an C(exp) that is not a number); it C(expires within) O(rotate_before) or has no
+    expiry; or O(force=true) (C(forced)). Otherwise it is kept (C(more than 7d left))."
+  - The verification keys are O(public_key_content), else the cluster's C(JWT_PUBLIC_KEY) in
+    O(config); the algorithm is O(algorithm), else the cluster's C(JWT_ALGORITHM) (when the keys
+    come from O(config)), else V(RS512).
+  - Never returns a token. Messages name the role's variables, since the role is what calls it.
+author:
+  - okera.auth maintainers (@okera)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads only its options.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  idempotent:
+    description: It changes nothing; the same tokens give the same plan until time moves them past O(rotate_before).
+    support: full
+options:
+  tokens:
+    description:
+      - The token Secret's data, decoded (key to token text), as M(okera.auth.k8s_secret_data_info) returns it
+        with C(return_content=true). Keys not in O(secret_keys) are ignored.
+    type: dict
+    required: true
+  secret_keys:
+    description: The Secret keys that hold system tokens, each planned on its own, in this order.
+    type: list
+    elements: str
+    required: true
+  public_key_content:
+    description:
+      - The cluster's verification keys as text (PEM, certificates, OpenSSH public keys, JWK, JWKS);
+        one item may hold several PEM keys (Okera's comma-separated C(JWT_PUBLIC_KEY)) or base64 of them.
+      - When empty, the key(s) are read from O(config).
+    type: list
+    elements: str
+    default: []
+  config:
+    description:
+      - The data of the cluster's configuration Secret (as from M(okera.auth.k8s_secret_data_info)), used
+        when O(public_key_content) is empty; omit it when that Secret does not exist.
+      - Only O(config_public_key_key) and O(config_algorithm_key) are read, and both are public. Pass
+        only those, since this option is not hidden from logs.
+    type: dict
+  config_name:
+    description: How messages name the configuration, e.g. V(Secret okera/okera-config).
+    type: str
+    default: the configuration Secret
+  config_public_key_key:
+    description: Key of O(config) that holds the public key(s).
+    type: str
+    default: JWT_PUBLIC_KEY
+  config_algorithm_key:
+    description: Key of O(config) that holds the algorithm.
+    type: str
+    default: JWT_ALGORITHM
+  algorithm:
+    description:
+      - The algorithm tokens must be signed with (JWA names or Okera's V(rsa512)); never taken from a token.
+      - Unset, the cluster's from O(config), else V(RS512).
+    type: str
+  rotate_before:
+    description: Rotate a token that expires within this duration (seconds, or a text such as V(7d), V(36h)).
+    type: str
+    default: 7d
+  force:
+    description: Rotate tokens that have enough time left too.
+    type: bool
+    default: false
+notes:
+  - Signatures and C(exp) are checked against this host's clock.
+seealso:
+  - module: okera.auth.jwt_token_info
+  - module: okera.auth.k8s_secret_data_info
+"""
+
+EXAMPLES = r"""
+- name: Read the current token(s)
+  okera.auth.k8s_secret_data_info:
+    namespace: okera
+    name: secrets
+    keys: [SYSTEM_TOKEN_0, SYSTEM_TOKEN_1]
+    return_content: true
+    fail_on_missing: false
+  register: current
+  no_log: true
+
+- name: Decide what to do with each token
+  okera.auth.system_token_plan:
+    tokens: "{{ current.data }}"
+    secret_keys: [SYSTEM_TOKEN_0, SYSTEM_TOKEN_1]
+    public_key_content:
+      - "{{ lookup('ansible.builtin.file', 'okera-public.pem') }}"
+    algorithm: rsa512
+    rotate_before: 7d
+  register: plan
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ plan.plan | map(attribute='summary') | list }}"
+"""
+
+RETURN = r"""
+plan:
+  description: One entry per key of O(secret_keys), in order.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    key:
+      description: The Secret key.
+      type: str
+    present:
+      description: Whether the Secret has the key.
+      type: bool
+    subject:
+      description: The token's C(sub); null when missing or unreadable.
+      type: str
+    issuer:
+      description: The token's C(iss); null when it has none, or is missing or unreadable.
+      type: str
+    groups:
+      description: The token's C(groups).
+      type: list
+      elements: str
+    expires_at:
+      description: Expiry, ISO 8601 UTC; null without a readable C(exp).
+      type: str
+    expires_in:
+      description: Seconds until expiry (negative once expired); null when RV(plan[].expires_at) is.
+      type: int
+    days_left:
+      description: RV(plan[].expires_in) in days, rounded to one decimal.
+      type: float
+    keep_issuer:
+      description: The C(iss) a new token keeps unless given one; for a key without a readable token, the first readable token's.
+      type: str
+    keep_groups:
+      description: The C(groups) a new token keeps unless given some; taken like RV(plan[].keep_issuer).
+      type: list
+      elements: str
+    valid:
+      description: Whether the token verifies with the cluster's key(s) and algorithm.
+      type: bool
+    rotate:
+      description: Whether to rotate it.
+      type: bool
+    why:
+      description: Why, e.g. C(missing), C(expires within 7d), C(forced), C(more than 7d left), or C(unreadable)
+        and C(does not verify with the cluster key) followed by the reason in parentheses.
+      type: str
+    summary:
+      description: One line for the operator.
+      type: str
+      sample: "SYSTEM_TOKEN_0: sub=okera_system_user iss=prod expires 2026-12-23T07:50:00Z (2.0 days left), expires within 7d: rotate"
+rotate_keys:
+  description: The keys of the tokens to rotate.
+  returned: success
+  type: list
+  elements: str
+algorithm:
+  description: The algorithm tokens were verified with (JWA name), for minting the new ones.
+  returned: success
+  type: str
+  sample: RS512
+public_keys:
+  description: The verification keys as SubjectPublicKeyInfo PEM (public halves only), for verifying new tokens.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.keys import (
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS,
+)
+from ansible_collections.okera.auth.plugins.module_utils.system_token import cluster_keys, plan_rotation
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            tokens=dict(type="dict", required=True, no_log=True),
+            secret_keys=dict(type="list", elements="str", required=True, no_log=False),
+            # Public keys, returned again (as PEM) for verifying new tokens: hiding them from
+            # logs would mask them in the result too.
+            public_key_content=dict(type="list", elements="str", default=[], no_log=False),
+            config=dict(type="dict"),
+            config_name=dict(type="str", default="the configuration Secret"),
+            config_public_key_key=dict(type="str", default="JWT_PUBLIC_KEY", no_log=False),
+            config_algorithm_key=dict(type="str", default="JWT_ALGORITHM", no_log=False),
+            algorithm=dict(type="str"),
+            rotate_before=dict(type="str", default="7d"),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_CRYPTO_LIBS:
+        module.fail_json(msg=missing_required_lib(CRYPTO_LIBS), exception=CRYPTO_LIBS_IMPORT_ERROR)
+    params = module.params
+    try:
+        keys = cluster_keys(params["public_key_content"], params["algorithm"], params["config"],
+                            params["config_name"], params["config_public_key_key"],
+                            params["config_algorithm_key"])
+        plan = plan_rotation(params["tokens"], params["secret_keys"], keys, params["rotate_before"],
+                             params["force"])
+    except OkeraAuthError as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(changed=False, plan=[entry.as_dict() for entry in plan],
+                     rotate_keys=[entry.key for entry in plan if entry.rotate],
+                     algorithm=keys.algorithm, public_keys=keys.public_key_pems())
+
+
+if __name__ == "__main__":
+    main()
