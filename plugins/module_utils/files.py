@@ -12,7 +12,8 @@ from .errors import FileExistsWriteError, FileWriteError
 
 
 def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[int] = None,
-                      durable: bool = True, replace: bool = True) -> None:
+                      durable: bool = True, replace: bool = True,
+                      dir_fd: Optional[int] = None) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory, then rename.
 
     The temp file is created with O_EXCL|O_NOFOLLOW and gets its final mode (and
@@ -21,14 +22,23 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[i
     (the auth server's) skip it. ``replace=False`` never overwrites: the temp file
     is hard-linked to ``path`` (which fails if it exists, raising
     FileExistsWriteError) instead of renamed. On any failure the temp file is removed.
+
+    With ``dir_fd`` (a descriptor of an open directory), ``path`` is relative to that
+    directory and every step (create, link or rename, unlink) goes through the
+    descriptor: the file lands in the directory that was opened, even if its path
+    now leads somewhere else (a swapped directory or a symlink put in its place).
     """
-    directory, name = os.path.split(os.path.abspath(path))
+    if dir_fd is None:
+        directory, name = os.path.split(os.path.abspath(path))
+    else:
+        directory, name = os.path.split(path)
     temp_path = os.path.join(directory, ".%s.%s.tmp" % (name, secrets.token_hex(6)))
+    where = directory or "the directory"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        descriptor = os.open(temp_path, flags, 0o600)
+        descriptor = os.open(temp_path, flags, 0o600, dir_fd=dir_fd)
     except OSError as error:
-        raise FileWriteError("cannot create a file in %s: %s" % (directory, error.strerror)) from None
+        raise FileWriteError("cannot create a file in %s: %s" % (where, error.strerror)) from None
     try:
         try:
             os.fchmod(descriptor, mode)  # exact mode, whatever the umask
@@ -42,20 +52,20 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[i
         finally:
             os.close(descriptor)
         if replace:
-            os.rename(temp_path, path)
+            os.rename(temp_path, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         else:
-            os.link(temp_path, path)
-            os.unlink(temp_path)
+            os.link(temp_path, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.unlink(temp_path, dir_fd=dir_fd)
     except FileExistsError:
-        _remove_quietly(temp_path)
+        _remove_quietly(temp_path, dir_fd)
         raise FileExistsWriteError("%s already exists" % path) from None
     except OSError as error:
-        _remove_quietly(temp_path)
+        _remove_quietly(temp_path, dir_fd)
         raise FileWriteError("cannot write %s: %s" % (path, error.strerror)) from None
 
 
-def _remove_quietly(path: str) -> None:
+def _remove_quietly(path: str, dir_fd: Optional[int] = None) -> None:
     try:
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)
     except OSError:
         pass

@@ -8,6 +8,7 @@ import asyncio
 import grp
 import json
 import os
+import resource
 import signal
 import socket
 import stat
@@ -15,12 +16,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
 
 from okera_auth.module_utils.errors import OkeraAuthError
-from okera_auth.module_utils.keys import describe_key, load_private_key_file, read_key_file
+from okera_auth.module_utils.keys import describe_key, load_private_key
 from okera_auth.module_utils.tokens import Signer
 from .events import EventLog, Metrics
 from .http import CallerPolicy, HttpServer, Limits
-from .issuer import ClaimRules, PendingDeletions, TokenIssuer, remove_stale_files
+from .issuer import ClaimRules, PendingDeletions, TokenDirectory, TokenIssuer, remove_stale_files
 from .options import StartupError
+
+# The key, its passphrase and the groups file are small: a key is a few KiB, a groups file of
+# thousands of users a few hundred. Anything bigger (or /dev/zero) is a mistake, refused
+# after reading at most this many bytes plus one.
+MAX_INPUT_FILE_BYTES = 1024 * 1024
+# Descriptors the server needs besides its connections: stdio, the event loop, listeners, the
+# token directory, the key and groups files on reload, the systemd socket, and one token file
+# per signing thread (added per worker).
+FD_RESERVE = 32
 
 
 def resolve_group(group: str) -> int:
@@ -68,13 +78,25 @@ def prepare_directory(directory: str, gid: int, log: EventLog) -> None:
                     "make it 0750" % directory, path=directory)
 
 
-def check_group_usable(directory: str, gid: int) -> None:
+def open_token_directory(directory: str) -> TokenDirectory:
+    """Hold the checked directory open: token files go through this handle from now on."""
+    token_directory = TokenDirectory(directory)
+    problem = token_directory.problem()  # swapped between the checks and the open?
+    if problem:
+        token_directory.close()
+        raise StartupError(problem)
+    return token_directory
+
+
+def check_group_usable(directory: TokenDirectory, gid: int) -> None:
     """Prove that files can be given to the group, before the first request needs it."""
-    probe = os.path.join(directory, ".okera-authserver-probe.%d" % os.getpid())
+    probe = ".okera-authserver-probe.%d" % os.getpid()
     try:
-        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                             dir_fd=directory.fd)
     except OSError as error:
-        raise StartupError("cannot create files in %s: %s" % (directory, error.strerror)) from None
+        raise StartupError("cannot create files in %s: %s"
+                           % (directory.path, error.strerror)) from None
     try:
         os.fchown(descriptor, -1, gid)
     except PermissionError:
@@ -82,28 +104,57 @@ def check_group_usable(directory: str, gid: int) -> None:
                            "the group" % gid) from None
     finally:
         os.close(descriptor)
-        os.unlink(probe)
+        os.unlink(probe, dir_fd=directory.fd)
+
+
+def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> bytes:
+    """The content of a small input file, reading at most ``limit`` + 1 bytes: a bigger file
+    (or a device such as /dev/zero) is refused in one line, never read whole."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise StartupError("%s file %s does not exist" % (what, path)) from None
+    except IsADirectoryError:
+        raise StartupError("%s file %s is a directory, not a file" % (what, path)) from None
+    except PermissionError:
+        raise StartupError("%s file %s cannot be read: permission denied" % (what, path)) from None
+    except OSError as error:
+        raise StartupError("%s file %s cannot be read: %s" % (what, path, error.strerror)) from None
+    if len(data) > limit:
+        raise StartupError("%s file %s is larger than %s, the most this server reads: give the "
+                           "%s file itself" % (what, path, _size(limit), what))
+    return data
+
+
+def _size(count: int) -> str:
+    if count % (1024 * 1024) == 0:
+        return "%d MiB" % (count // (1024 * 1024))
+    if count % 1024 == 0:
+        return "%d KiB" % (count // 1024)
+    return "%d bytes" % count
 
 
 def load_signer(settings: Any) -> Signer:
     passphrase = None
     if settings.private_key_passphrase_file:
-        passphrase = read_key_file(settings.private_key_passphrase_file,
-                                   "passphrase").rstrip(b"\r\n")
-    key = load_private_key_file(settings.private_key, passphrase)
+        passphrase = read_bounded(settings.private_key_passphrase_file,
+                                  "passphrase").rstrip(b"\r\n")
+    key = load_private_key(read_bounded(settings.private_key, "private key"), passphrase)
     return Signer(key, settings.algorithm)
 
 
 def load_groups(path: Optional[str]) -> Dict[str, List[str]]:
     if not path:
         return {}
+    data = read_bounded(path, "groups")
     try:
-        with open(path, "rb") as handle:
-            document = json.loads(handle.read().decode("utf-8"))
-    except OSError as error:
-        raise StartupError("groups file %s cannot be read: %s" % (path, error.strerror)) from None
+        document = json.loads(data.decode("utf-8"))
     except ValueError:
         raise StartupError("groups file %s is not JSON: give an object such as "
+                           "{\"janedoe\": [\"analysts\"]}" % path) from None
+    except RecursionError:
+        raise StartupError("groups file %s is nested too deeply: give an object such as "
                            "{\"janedoe\": [\"analysts\"]}" % path) from None
     if not isinstance(document, dict) or not all(
             isinstance(groups, list) and all(isinstance(name, str) for name in groups)
@@ -120,6 +171,38 @@ def _key_mode_warning(path: str, log: EventLog) -> None:
     if mode & 0o044:
         log.warning("key_mode", "private key %s is readable by group or others (mode %04o): "
                     "chmod 600 it" % (path, stat.S_IMODE(mode)), path=path)
+
+
+def connection_budget(max_connections: int, workers: int, log: EventLog) -> int:
+    """How many connections the open-files limit can hold: --max-connections, or fewer.
+
+    Each connection is a descriptor; the server keeps FD_RESERVE + workers for its own. A soft
+    limit below that is raised towards the hard limit (an unprivileged process may); when even
+    the hard limit is too low, the cap is lowered, with one warning line, so that connections
+    can never take the descriptors token files need.
+    """
+    reserve = FD_RESERVE + workers
+    wanted = max_connections + reserve
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return max_connections
+    unlimited = resource.RLIM_INFINITY
+    if soft != unlimited and soft < wanted:
+        raised = wanted if hard == unlimited else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (OSError, ValueError):
+            pass  # e.g. a seccomp filter without @resources: keep the soft limit
+    if soft == unlimited or soft >= wanted:
+        return max_connections
+    budget = max(1, soft - reserve)
+    log.warning("open_files_limit", "The open-files limit (%d) cannot hold --max-connections %d "
+                "plus the server's own %d descriptors: at most %d connections are open at once "
+                "(raise LimitNOFILE or ulimit -n)" % (soft, max_connections, reserve, budget),
+                limit=soft, max_connections=budget)
+    return budget
 
 
 def notify_systemd(state: str) -> None:
@@ -146,32 +229,38 @@ class AuthServer:
         self.gid = resolve_group(settings.group)
         _key_mode_warning(settings.private_key, log)
         signer = load_signer(settings)
+        groups = load_groups(settings.groups_file)
         prepare_directory(settings.directory, self.gid, log)
-        check_group_usable(settings.directory, self.gid)
+        self.token_directory = open_token_directory(settings.directory)
+        check_group_usable(self.token_directory, self.gid)
         self.issuer = TokenIssuer(
             settings.directory, signer,
             ClaimRules(ttl=settings.ttl, issuer=settings.issuer,
                        audience=tuple(settings.audience), claims=settings.claims,
                        jti=not settings.no_jti),
-            load_groups(settings.groups_file), settings.file_mode, self.gid)
+            groups, settings.file_mode, self.gid, token_directory=self.token_directory)
+        self.max_connections = connection_budget(settings.max_connections, settings.workers, log)
         self.stopping: Optional[asyncio.Event] = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         settings = self.settings
-        for path in remove_stale_files(settings.directory, tokens_too=not settings.disable_delete):
+        for path in remove_stale_files(settings.directory, tokens_too=not settings.disable_delete,
+                                       dir_fd=self.token_directory.fd):
             self.log.event("stale_removed", "Removed stale file: %s" % path, path=path)
         deletions = None
         if not settings.disable_delete:
-            deletions = PendingDeletions(loop, settings.delete_after, self._deleted)
+            deletions = PendingDeletions(loop, settings.delete_after, self._deleted,
+                                         remove=self.token_directory.remove)
         executor = ThreadPoolExecutor(max_workers=settings.workers,
                                       thread_name_prefix="okera-authserver-sign")
         server = HttpServer(self.issuer, executor, self.log, self.metrics, deletions,
                             Limits(header_timeout=settings.header_timeout,
-                                   max_connections=settings.max_connections),
+                                   max_connections=self.max_connections),
                             CallerPolicy(frozenset(settings.allowed_uids),
                                          frozenset(settings.allowed_gids)))
+        loop.set_exception_handler(server.loop_exception)
         if not settings.no_tcp:
             try:
                 port = await server.listen_tcp(settings.bind, settings.port)
@@ -237,10 +326,12 @@ class AuthServer:
         try:
             signer = await loop.run_in_executor(executor, load_signer, self.settings)
             groups = load_groups(self.settings.groups_file)
-        except OkeraAuthError as error:
+        except Exception as error:  # noqa: BLE001 - whatever fails, the old key serves on
+            reason = str(error) if isinstance(error, OkeraAuthError) else (
+                "unexpected %s" % type(error).__name__)
             self.metrics.key_reload_failures += 1
             self.log.error("reload_failed", "Reload failed, the previous key stays in use: %s"
-                           % error)
+                           % reason)
             notify_systemd("READY=1")
             return
         self.issuer.replace_signer(signer)

@@ -90,6 +90,8 @@ class Metrics:
         self.key_reloads = 0
         self.key_reload_failures = 0
         self.refused_callers = 0
+        self.connections_evicted = 0
+        self.accept_failures = 0
         self.latency = Histogram(LATENCY_BUCKETS)
 
     def error(self, kind: str) -> None:
@@ -133,6 +135,14 @@ class Metrics:
             "the uid/gid allow-list.",
             "# TYPE okera_authserver_refused_callers_total counter",
             "okera_authserver_refused_callers_total %d" % self.refused_callers,
+            "# HELP okera_authserver_connections_evicted_total Idle connections closed to make "
+            "room for a new one at --max-connections or when out of file descriptors.",
+            "# TYPE okera_authserver_connections_evicted_total counter",
+            "okera_authserver_connections_evicted_total %d" % self.connections_evicted,
+            "# HELP okera_authserver_accept_failures_total Connections the kernel could not hand "
+            "over (out of file descriptors or memory); accepting resumes after a pause.",
+            "# TYPE okera_authserver_accept_failures_total counter",
+            "okera_authserver_accept_failures_total %d" % self.accept_failures,
             "# HELP okera_authserver_key_info The key that signs new tokens.",
             "# TYPE okera_authserver_key_info gauge",
             'okera_authserver_key_info{kid="%s"} 1' % key_id,

@@ -7,16 +7,21 @@ sends that meet delayed ACKs (about 44 ms a request). Here each answer is one
 send, signing runs in a thread pool (cryptography releases the GIL), and the
 event loop only parses and routes. Limits keep a client from holding the
 server: the request head has a size cap and must arrive within a timeout,
-and the number of open connections is capped.
+and the number of open connections is capped. At the cap, the connection that
+has waited longest for a request head is closed to make room (idle connections
+are cheap to lose: a client reconnects), waits for a head are short while the
+server is near the cap, and running out of file descriptors in accept() is one
+log line every few seconds, not a traceback per attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
-import os
 import socket
 import struct
+from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Optional, Tuple
@@ -25,13 +30,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from okera_auth.module_utils.errors import OkeraAuthError
 from .events import EventLog, Metrics
 from .issuer import (
-    NameClock, PendingDeletions, TokenIssuer, UserNameError, decode_user_name,
+    DirectoryChangedError, NameClock, PendingDeletions, TokenIssuer, UserNameError,
+    decode_user_name, is_reserved_name,
 )
 
 MAX_HEAD_BYTES = 16 * 1024
 # An answer is small; a client that does not read several of them is not a client.
 MAX_UNREAD_ANSWER_BYTES = 256 * 1024
 LINGER_SECONDS = 1.0
+# Near the connection cap (this share of it), a connection waits at most PRESSURE_HEAD_SECONDS
+# for its next request head instead of --header-timeout: idle connections go sooner.
+PRESSURE_SHARE = 0.75
+PRESSURE_HEAD_SECONDS = 2.0
+# accept() out of descriptors or memory: asyncio stops accepting for a second and tries again;
+# the server says so in one line at most every ACCEPT_LOG_SECONDS and closes idle connections.
+ACCEPT_RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+ACCEPT_LOG_SECONDS = 5.0
+ACCEPT_EVICT_SECONDS = 1.0
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout",
            431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -81,13 +96,14 @@ def _json_answer(document: Any, status: int = 200) -> Answer:
 
 
 class _Connection:
-    __slots__ = ("writer", "idle", "timed_out", "unread_input")
+    __slots__ = ("writer", "idle", "timed_out", "unread_input", "evicted")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.idle = True
         self.timed_out = False
         self.unread_input = False  # closing now could reset the connection under the answer
+        self.evicted = False  # closed to make room for another connection
 
 
 @dataclass
@@ -159,6 +175,23 @@ def _escapes(segment: str) -> bool:
     return decoded in (".", "..") or any(char in decoded for char in "\x00/\\")
 
 
+def names_endpoint_in_disguise(path: str) -> bool:
+    """Whether a request path spelled with percent-escapes names one of the endpoints.
+
+    The rule: healthz, metrics and .well-known are the server's and never user names,
+    whatever their spelling. The endpoints answer only their plain spelling; a path whose
+    first segment, once decoded (empty and '.' segments skipped, any letter case), is one
+    of those names but which was written with escapes (/%68ealthz, /%2Fmetrics,
+    /.well-known%2Fjwks.json) is refused with 400 rather than routed: one spelling per
+    endpoint, so whatever filters or watches requests by path (a proxy rule, an alert on
+    /metrics) sees exactly what is served, and no such path can ever mint a token.
+    """
+    if "%" not in path:
+        return False
+    segments = [segment for segment in unquote(path).split("/") if segment not in ("", ".")]
+    return bool(segments) and is_reserved_name(segments[0])
+
+
 class HttpServer:
     """Serves token, health, metrics and JWKS requests for one TokenIssuer."""
 
@@ -176,6 +209,13 @@ class HttpServer:
         self.draining = False
         self._servers: list = []
         self._connections: set = set()
+        # Connections waiting for a request head, the longest-waiting first: those closed
+        # first when room is needed.
+        self._waiting: "OrderedDict[_Connection, None]" = OrderedDict()
+        self._accept_log_after = 0.0
+        self._accept_failures_unlogged = 0
+        self._accept_evicted_at = float("-inf")
+        self._directory_problem: Optional[str] = None  # the last one logged
 
     @property
     def open_connections(self) -> int:
@@ -209,9 +249,59 @@ class HttpServer:
                              % (uid, gid), close=True)
         await self._serve(reader, writer, refusal)
 
+    def make_room(self) -> bool:
+        """Whether one more connection may open: below the cap, or once the connection that
+        has waited longest for a request head is closed (an idle keep-alive client between
+        requests, or one that has not sent a whole head yet). A connection whose request is
+        being answered is never closed: when every one is busy, the answer is 503."""
+        if len(self._connections) < self.limits.max_connections:
+            return True
+        return self.evict_waiting(1) == 1
+
+    def evict_waiting(self, count: int) -> int:
+        """Close up to ``count`` connections waiting for a request head, oldest wait first."""
+        closed = 0
+        while closed < count and self._waiting:
+            connection, _none = self._waiting.popitem(last=False)
+            connection.evicted = True
+            self._connections.discard(connection)
+            connection.writer.transport.close()  # answers already written are still sent
+            self.metrics.connections_evicted += 1
+            closed += 1
+        return closed
+
+    def loop_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+        """The event loop's exception handler: accept() out of resources is one rate-limited
+        line and frees idle connections; anything else goes to asyncio's default handler."""
+        error = context.get("exception")
+        if (isinstance(error, OSError) and error.errno in ACCEPT_RESOURCE_ERRORS
+                and "accept" in str(context.get("message", ""))):
+            self.accept_failed(error, loop.time())
+            return
+        loop.default_exception_handler(context)
+
+    def accept_failed(self, error: OSError, now: float) -> None:
+        """asyncio stops accepting for a second after this (it may report several in a row)."""
+        self.metrics.accept_failures += 1
+        self._accept_failures_unlogged += 1
+        if now - self._accept_evicted_at >= ACCEPT_EVICT_SECONDS:
+            # Each idle connection holds a descriptor: give half of them back.
+            self._accept_evicted_at = now
+            self.evict_waiting(max(1, len(self._waiting) // 2))
+        if now < self._accept_log_after:
+            return
+        self._accept_log_after = now + ACCEPT_LOG_SECONDS
+        count, self._accept_failures_unlogged = self._accept_failures_unlogged, 0
+        name = errno.errorcode.get(error.errno or 0, "error")
+        self.log.warning("accept_failed", "Cannot accept connections: %s (%s)%s; accepting again "
+                         "every second, idle connections closed (raise LimitNOFILE or ulimit -n, "
+                         "or lower --max-connections)"
+                         % (error.strerror, name, ", %d failed attempts since the last such line"
+                            % count if count > 1 else ""), errno=name, failures=count)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      refusal: Optional[Answer]) -> None:
-        if self.draining or len(self._connections) >= self.limits.max_connections:
+        if self.draining or not self.make_room():
             self.metrics.error("overloaded")
             writer.write(_encode(_error(503, "too many connections: try again", close=True),
                                  False, "HTTP/1.1"))
@@ -223,7 +313,7 @@ class HttpServer:
         try:
             while not self.draining:
                 head = await self._read_head(reader, connection)
-                if head is None:
+                if head is None or connection.evicted:
                     break
                 connection.idle = False
                 started = loop.time()
@@ -248,6 +338,7 @@ class HttpServer:
             pass
         finally:
             self._connections.discard(connection)
+            self._waiting.pop(connection, None)
             if connection.unread_input and not connection.timed_out:
                 await self._linger(reader, writer)
             else:
@@ -268,8 +359,11 @@ class HttpServer:
     async def _read_head(self, reader: asyncio.StreamReader,
                          connection: _Connection) -> Optional[bytes]:
         """The next request head, or None when the connection should end."""
-        timer = asyncio.get_running_loop().call_later(
-            self.limits.header_timeout, self._time_out, connection)
+        timeout = self.limits.header_timeout
+        if len(self._connections) >= self.limits.max_connections * PRESSURE_SHARE:
+            timeout = min(timeout, PRESSURE_HEAD_SECONDS)
+        timer = asyncio.get_running_loop().call_later(timeout, self._time_out, connection)
+        self._waiting[connection] = None
         try:
             return await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as error:
@@ -285,6 +379,7 @@ class HttpServer:
             return None
         finally:
             timer.cancel()
+            self._waiting.pop(connection, None)
 
     @staticmethod
     def _time_out(connection: _Connection) -> None:
@@ -304,6 +399,11 @@ class HttpServer:
             parts = urlsplit(target)
             target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
         path, _separator, query = target.partition("?")
+        if names_endpoint_in_disguise(path):
+            self.metrics.error("bad_request")
+            return _error(400, "bad request: the path names an endpoint of this server through "
+                               "percent-escapes; ask for /healthz, /metrics or "
+                               "/.well-known/jwks.json as written")
         if path == "/healthz":
             return self._health()
         if path == "/metrics":
@@ -332,6 +432,10 @@ class HttpServer:
         try:
             issued = await loop.run_in_executor(self.executor, self.issuer.issue, user,
                                                 self.clock.next())
+        except DirectoryChangedError as error:
+            self.metrics.error("directory_changed")
+            self._report_directory(str(error))
+            return _error(503, "no token written: %s" % error)
         except OkeraAuthError as error:
             self.metrics.error("issue_failed")
             self.log.error("issue_failed", "Could not issue a token for %s: %s" % (user, error),
@@ -344,6 +448,8 @@ class HttpServer:
             return _error(500, "could not issue a token: internal error")
         finally:
             self.metrics.tokens_in_progress -= 1
+        if self._directory_problem is not None:
+            self._report_directory(None)
         if self.deletions is not None:
             self.deletions.schedule(issued.path)
         self.metrics.tokens_issued += 1
@@ -354,15 +460,33 @@ class HttpServer:
                                  "expires_at": issued.expires_at})
         return Answer(200, issued.path.encode("utf-8"))
 
+    def _report_directory(self, problem: Optional[str]) -> None:
+        """Log a change of the token directory's state once, not once per request."""
+        if problem == self._directory_problem:
+            return
+        self._directory_problem = problem
+        if problem:
+            self.log.error("directory_changed", "Token directory changed, no token is written: "
+                           "%s" % problem, path=self.issuer.directory)
+        else:
+            self.log.event("directory_restored", "Token directory %s is usable again"
+                           % self.issuer.directory, path=self.issuer.directory)
+
     def _health(self) -> Answer:
-        directory = self.issuer.directory
-        writable = os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)
+        directory = self.issuer.token_directory
+        problem = directory.problem()
+        self._report_directory(problem)
+        writable = problem is None and directory.writable()
+        if problem is None and not writable:
+            problem = "token directory %s is not writable by the server" % directory.path
         signer = self.issuer.signer
         document = {"status": "ok" if writable else "unavailable",
-                    "directory": directory, "directory_writable": writable,
+                    "directory": directory.path, "directory_writable": writable,
                     "kid": signer.kid, "algorithm": signer.algorithm,
                     "pending_deletions": len(self.deletions) if self.deletions else 0,
                     "draining": self.draining}
+        if problem:
+            document["reason"] = problem
         return _json_answer(document, 200 if writable and not self.draining else 503)
 
     async def drain(self) -> None:

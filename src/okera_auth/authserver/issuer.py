@@ -8,24 +8,33 @@ a strict charset: no ``/``, no ``..``, no NUL, nothing that could leave the
 directory. Files are written through the library's atomic writer (final mode
 and group before the first byte, then a hard link that never replaces an
 existing file), so a reader sees the whole token or nothing.
+
+The directory is held open from the start (``TokenDirectory``): files are
+created, linked and deleted through that handle, and before each write its path
+is checked to still lead to the same directory with the same owner and no new
+write permission; when it does not, nothing is written.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
-from okera_auth.module_utils.errors import FileExistsWriteError, OkeraAuthError
+from okera_auth.module_utils.errors import FileExistsWriteError, FileWriteError, OkeraAuthError
 from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.keys import public_jwk
 from okera_auth.module_utils.tokens import Signer, TokenSpec, mint
 
 MAX_USER_LENGTH = 128
+# Names of the server's own endpoints (/healthz, /metrics, /.well-known/...): never a user
+# name, whatever the case or spelling (percent-escapes are decoded before the comparison).
+RESERVED_NAMES = ("healthz", "metrics", ".well-known")
 # Letters, digits, '_', '@', and '.', '-' after the first character: covers Unix, Kerberos
 # short and e-mail style names, and can never spell a path separator or a dot segment.
 USER_NAME = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9._@-]{0,%d}" % (MAX_USER_LENGTH - 1))
@@ -40,6 +49,15 @@ class UserNameError(OkeraAuthError):
     """A requested user name cannot name a token file."""
 
 
+class DirectoryChangedError(OkeraAuthError):
+    """The token directory is not the one the server checked at start: nothing is written."""
+
+
+def is_reserved_name(name: str) -> bool:
+    """Whether ``name`` (decoded) names one of the server's endpoints, in any letter case."""
+    return name.lower() in RESERVED_NAMES
+
+
 def validate_user_name(name: str) -> str:
     """Return ``name`` if it can safely name a token file, else raise UserNameError."""
     if not name:
@@ -50,6 +68,9 @@ def validate_user_name(name: str) -> str:
         raise UserNameError(
             "the user name may hold only letters, digits and . _ @ - (not first: . -), "
             "and no '..'")
+    if is_reserved_name(name):
+        raise UserNameError("%r is the name of an endpoint (%s), never a user name"
+                            % (name, ", ".join("/" + reserved for reserved in RESERVED_NAMES)))
     return name
 
 
@@ -95,6 +116,91 @@ class ClaimRules:
                          ttl=self.ttl, claims=self.claims, jti=self.jti)
 
 
+class TokenDirectory:
+    """The token directory, held open by an O_DIRECTORY|O_NOFOLLOW descriptor.
+
+    Files are created, linked and unlinked relative to the descriptor, so they land in
+    the directory that was checked, never in whatever its path leads to later. Before
+    each write ``problem()`` checks that the path still leads to that directory (not a
+    symlink, not a replacement), that its owner is the same and that it grants no
+    write permission to group or others it did not grant at start (unless sticky).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: Optional[int] = None
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.fd = os.open(path, flags)
+        except OSError as error:
+            raise DirectoryChangedError("token directory %s cannot be opened as a directory "
+                                        "(a symlink or a file?): %s"
+                                        % (path, error.strerror)) from None
+        info = os.fstat(self.fd)
+        if info.st_uid not in (os.geteuid(), 0):
+            self.close()
+            raise DirectoryChangedError(
+                "token directory %s belongs to uid %d: it must belong to the server's user "
+                "or root" % (path, info.st_uid))
+        self.identity = (info.st_dev, info.st_ino)
+        self.uid = info.st_uid
+        self.mode = stat.S_IMODE(info.st_mode)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+    def problem(self) -> Optional[str]:
+        """None while the path still leads to the directory opened at start, else why not."""
+        try:
+            seen = os.lstat(self.path)
+        except FileNotFoundError:
+            return "token directory %s is gone" % self.path
+        except OSError as error:
+            return "token directory %s cannot be checked: %s" % (self.path, error.strerror)
+        if stat.S_ISLNK(seen.st_mode):
+            return "token directory %s was replaced by a symlink" % self.path
+        if not stat.S_ISDIR(seen.st_mode):
+            return "token directory %s was replaced by a file" % self.path
+        if (seen.st_dev, seen.st_ino) != self.identity:
+            return "token directory %s was replaced by another directory" % self.path
+        if seen.st_uid != self.uid:
+            return ("token directory %s now belongs to uid %d (uid %d at start)"
+                    % (self.path, seen.st_uid, self.uid))
+        mode = stat.S_IMODE(seen.st_mode)
+        if mode & 0o022 & ~self.mode and not mode & stat.S_ISVTX:
+            return ("token directory %s became writable by %s (mode %04o, %04o at start)"
+                    % (self.path, "everyone" if mode & 0o002 else "its group", mode, self.mode))
+        return None
+
+    def check(self) -> None:
+        """Raise DirectoryChangedError when ``problem()`` finds one."""
+        found = self.problem()
+        if found:
+            raise DirectoryChangedError(found)
+
+    def writable(self) -> bool:
+        return self.fd is not None and os.access(".", os.W_OK | os.X_OK, dir_fd=self.fd)
+
+    def write(self, name: str, data: bytes, mode: int, gid: Optional[int]) -> str:
+        """Write a new file ``name`` (never replacing one); returns its path."""
+        self.check()
+        write_file_atomic(name, data, mode=mode, gid=gid, durable=False, replace=False,
+                          dir_fd=self.fd)
+        return os.path.join(self.path, name)
+
+    def remove(self, path: str) -> None:
+        """Delete a file of this directory (given by name or by its path) through the handle."""
+        os.unlink(os.path.basename(path), dir_fd=self.fd)
+
+
 class TokenIssuer:
     """Mints a user's token and writes its file; safe to call from several threads.
 
@@ -104,8 +210,10 @@ class TokenIssuer:
 
     def __init__(self, directory: str, signer: Signer, rules: ClaimRules,
                  groups: Optional[Mapping[str, Sequence[str]]] = None,
-                 file_mode: int = 0o640, gid: Optional[int] = None) -> None:
+                 file_mode: int = 0o640, gid: Optional[int] = None,
+                 token_directory: Optional[TokenDirectory] = None) -> None:
         self.directory = directory
+        self.token_directory = token_directory or TokenDirectory(directory)
         self.signer = signer
         self.rules = rules
         self.groups: Mapping[str, Sequence[str]] = groups or {}
@@ -130,12 +238,13 @@ class TokenIssuer:
         minted = mint(signer, self.rules.spec_for(user, self.groups.get(user)))
         data = minted.token.encode("ascii")
         for attempt in range(_NAME_ATTEMPTS):
-            path = os.path.join(self.directory, "%s.%d.token" % (user, nanos + attempt))
+            name = "%s.%d.token" % (user, nanos + attempt)
             try:
-                write_file_atomic(path, data, mode=self.file_mode, gid=self.gid,
-                                  durable=False, replace=False)
+                path = self.token_directory.write(name, data, self.file_mode, self.gid)
             except FileExistsWriteError:
                 continue
+            except FileWriteError as error:
+                raise FileWriteError("%s (in %s)" % (error, self.directory)) from None
             return IssuedToken(path=path, token=minted.token, expires_at=minted.expires_at)
         raise FileExistsWriteError("no free token file name for %s after %d attempts"
                                    % (user, _NAME_ATTEMPTS))
@@ -162,18 +271,24 @@ class NameClock:
         return self._last
 
 
-def remove_stale_files(directory: str, tokens_too: bool) -> List[str]:
-    """Delete temp files (and, if ``tokens_too``, token files) a crashed server left behind."""
+def remove_stale_files(directory: str, tokens_too: bool,
+                       dir_fd: Optional[int] = None) -> List[str]:
+    """Delete temp files (and, if ``tokens_too``, token files) a crashed server left behind.
+
+    With ``dir_fd`` (the open directory) the listing and the deletions go through it."""
     removed = []
-    for entry in os.scandir(directory):
+    for entry in os.scandir(directory if dir_fd is None else dir_fd):
         stale = TOKEN_TEMP_FILE.fullmatch(entry.name) or (
             tokens_too and TOKEN_FILE.fullmatch(entry.name))
         if stale and entry.is_file(follow_symlinks=False):
             try:
-                os.unlink(entry.path)
+                if dir_fd is None:
+                    os.unlink(entry.path)
+                else:
+                    os.unlink(entry.name, dir_fd=dir_fd)
             except FileNotFoundError:
                 continue
-            removed.append(entry.path)
+            removed.append(os.path.join(directory, entry.name))
     return removed
 
 
@@ -189,10 +304,12 @@ class PendingDeletions:
     BATCH_SECONDS = 0.05
 
     def __init__(self, loop: Any, delay: float,
-                 on_deleted: Callable[[str, Optional[str]], None]) -> None:
+                 on_deleted: Callable[[str, Optional[str]], None],
+                 remove: Callable[[str], None] = os.unlink) -> None:
         self.loop = loop
         self.delay = delay
         self.on_deleted = on_deleted
+        self.remove = remove  # the server passes TokenDirectory.remove (through its handle)
         self._queue: Deque[Tuple[float, str]] = deque()
         self._timer: Any = None
 
@@ -218,7 +335,7 @@ class PendingDeletions:
     def _delete(self, path: str) -> None:
         failure = None
         try:
-            os.unlink(path)
+            self.remove(path)
         except FileNotFoundError:
             pass  # a client removed it first: nothing is owed any more
         except OSError as error:

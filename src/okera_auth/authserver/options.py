@@ -213,6 +213,10 @@ OPTIONS: Tuple[Option, ...] = (
            help="comma-separated primary gids allowed on the Unix socket"),
     Option("no_tcp", ("--no-tcp",), default=False, switch=True, convert=_true_or_false,
            help="serve only on the Unix socket"),
+    Option("allow_unchecked_tcp", ("--allow-unchecked-tcp",), default=False, switch=True,
+           convert=_true_or_false,
+           help="with --allowed-uids/--allowed-gids, serve on TCP too, accepting that TCP "
+                "callers are not checked (without it, that combination is refused: use --no-tcp)"),
     Option("file_mode", ("--file-mode",), default="0640", convert=_octal_mode,
            help="mode of the token files, octal (default 0640)"),
     Option("log_format", ("--log-format",), default="text", convert=_log_format,
@@ -285,8 +289,14 @@ def _check_settings(settings: Any) -> None:
     if not settings.private_key:
         raise StartupError("no private key given: use -k/--private-key PATH "
                            "(or %sPRIVATE_KEY)" % ENV_PREFIX)
-    if settings.no_tcp and not settings.unix_socket:
-        raise StartupError("--no-tcp needs --unix-socket PATH, else nothing would be served")
-    if (settings.allowed_uids or settings.allowed_gids) and not settings.unix_socket:
+    checked = settings.allowed_uids or settings.allowed_gids
+    if checked and not settings.unix_socket:
         raise StartupError("--allowed-uids/--allowed-gids apply to the Unix socket: "
                            "give --unix-socket PATH too")
+    if settings.no_tcp and not settings.unix_socket:
+        raise StartupError("--no-tcp needs --unix-socket PATH, else nothing would be served")
+    if checked and not settings.no_tcp and not settings.allow_unchecked_tcp:
+        # Any local user can reach the TCP port: the allow-list would be a door beside a wall.
+        raise StartupError("--allowed-uids/--allowed-gids check callers on the Unix socket only, "
+                           "but TCP is on and lets any local user past them: add --no-tcp, or "
+                           "--allow-unchecked-tcp to accept that TCP callers are not checked")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from okera_auth.module_utils.keys import load_public_keys
 from okera_auth.module_utils.tokens import verify
@@ -87,8 +87,10 @@ class Daemon:
 
     def __init__(self, workdir: Path, key: Path, args: List[str],
                  env: Optional[Dict[str, str]] = None, tcp: bool = True,
-                 run_as: Optional[Tuple[int, int, List[int]]] = None) -> None:
-        """``run_as`` (uid, gid, supplementary gids) starts the server as that user."""
+                 run_as: Optional[Tuple[int, int, List[int]]] = None,
+                 preexec_fn: Optional[Callable[[], None]] = None) -> None:
+        """``run_as`` (uid, gid, supplementary gids) starts the server as that user;
+        ``preexec_fn`` runs in the child before the server starts (e.g. to set a limit)."""
         self.workdir = workdir
         self.directory = workdir / "tokens"
         self.log_path = workdir / "daemon.log"
@@ -108,7 +110,8 @@ class Daemon:
         environment = dict(os.environ)
         environment.update(env or {})
         with open(self.log_path, "ab") as out, open(self.err_path, "ab") as err:
-            self.process = subprocess.Popen(command, stdout=out, stderr=err, env=environment)
+            self.process = subprocess.Popen(command, stdout=out, stderr=err, env=environment,
+                                            preexec_fn=preexec_fn)
         self.port = int(self.wait_for_log(LISTENING).group(2)) if tcp else 0
         self.wait_for_log(READY)  # logged once every listener is in place
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -31,14 +31,15 @@ def second_pem_key(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def start_daemon(pem_key, tmp_path):
-    """start_daemon(*args, key=, env=, tcp=, workdir=, run_as=) -> a running Daemon, killed at
-    teardown."""
+    """start_daemon(*args, key=, env=, tcp=, workdir=, run_as=, preexec_fn=) -> a running
+    Daemon, killed at teardown."""
     started: List[Daemon] = []
 
     def start(*args: str, key: Path = pem_key, env: Optional[Dict[str, str]] = None,
               tcp: bool = True, workdir: Optional[Path] = None,
-              run_as: Optional[Tuple[int, int, List[int]]] = None) -> Daemon:
-        daemon = Daemon(workdir or tmp_path, key, list(args), env, tcp, run_as)
+              run_as: Optional[Tuple[int, int, List[int]]] = None,
+              preexec_fn: Optional[Callable[[], None]] = None) -> Daemon:
+        daemon = Daemon(workdir or tmp_path, key, list(args), env, tcp, run_as, preexec_fn)
         started.append(daemon)
         return daemon
 

@@ -77,9 +77,29 @@ def test_permitted_uid_gets_a_token_and_refused_uid_gets_403(start_daemon, socke
 
 def test_allowed_gids_admit_by_primary_group(start_daemon, socket_dir):
     path = socket_dir / "authserver.sock"
-    start_daemon("--unix-socket", str(path), "-g", str(GROUP),
-                 env={"OKERA_AUTHSERVER_ALLOWED_GIDS": str(GROUP)})
+    start_daemon("--unix-socket", str(path), "-g", str(GROUP), tcp=False,
+                 env={"OKERA_AUTHSERVER_ALLOWED_GIDS": str(GROUP),
+                      "OKERA_AUTHSERVER_NO_TCP": "true"})
     assert call_as(REFUSED_UID, GROUP, path).startswith("HTTP/1.1 200 OK")
+
+
+def test_allow_list_with_tcp_on_is_refused_at_start(run_authserver, pem_key, socket_dir):
+    """Any local user can reach the TCP port: an allow-list on the socket alone is no limit."""
+    path = socket_dir / "authserver.sock"
+    for allow in (["--allowed-uids", str(PERMITTED_UID)], ["--allowed-gids", str(GROUP)]):
+        result = run_authserver("-k", str(pem_key), "-d", str(socket_dir / "t"), "-g", str(GROUP),
+                                "-p", "0", "--unix-socket", str(path), *allow)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "--no-tcp" in result.stderr and "--allow-unchecked-tcp" in result.stderr
+        assert "Traceback" not in result.stderr and not path.exists()
+
+
+def test_allow_unchecked_tcp_serves_both_and_checks_only_the_socket(start_daemon, socket_dir):
+    path = socket_dir / "authserver.sock"
+    daemon = start_daemon("--unix-socket", str(path), "-g", str(GROUP), "--allowed-uids",
+                          str(PERMITTED_UID), env={"OKERA_AUTHSERVER_ALLOW_UNCHECKED_TCP": "yes"})
+    assert call_as(REFUSED_UID, GROUP, path).startswith("HTTP/1.1 403 Forbidden")
+    assert daemon.get("/janedoe")[0] == 200  # TCP: unchecked, as accepted
 
 
 def test_callers_outside_the_group_cannot_connect(start_daemon, socket_dir):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
-from okera_auth.authserver.options import StartupError, parse_settings
+from okera_auth.authserver.options import ENV_PREFIX, OPTIONS, StartupError, parse_settings
 from okera_auth.module_utils.errors import ClaimsError
 
 
@@ -96,3 +97,15 @@ def test_bad_duration_is_an_error():
 def test_localhost_and_ipv6_loopback_are_accepted():
     assert parse_settings(["-k", "k", "--bind", "localhost"]).bind == "127.0.0.1"
     assert parse_settings(["-k", "k", "--bind", "::1"]).bind == "::1"
+
+
+def test_readme_options_table_lists_every_option_with_its_variable():
+    """The README's table is written by hand: hold it against OPTIONS, the one home of the facts."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    table = readme[readme.index("### Options"):readme.index("### HTTP")]
+    rows = {line.split("|")[1]: line for line in table.splitlines() if line.startswith("| `-")}
+    for option in OPTIONS:
+        row = next((line for cell, line in rows.items() if "`%s" % option.long_flag in cell), None)
+        assert row is not None, option.long_flag
+        assert "`%s%s`" % (ENV_PREFIX, option.env_name) in row, option.long_flag
+    assert len(rows) == len(OPTIONS)
