@@ -117,7 +117,7 @@ def test_jwt_token_never_shows_private_key_or_passphrase(run_module, rsa_private
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase.encode()))
     for given in (passphrase, "wrong-" + SECRET):
-        result, _ = run_module(jwt_token, {"private_key_content": encrypted.decode(),
+        result, _failed = run_module(jwt_token, {"private_key_content": encrypted.decode(),
                                            "private_key_passphrase": given, "subject": "a",
                                            "path": str(tmp_path / "t.token")}, diff=True)
         output = json.dumps(result)
