@@ -118,8 +118,8 @@ def test_jwt_token_never_shows_private_key_or_passphrase(run_module, rsa_private
         serialization.BestAvailableEncryption(passphrase.encode()))
     for given in (passphrase, "wrong-" + SECRET):
         result, _failed = run_module(jwt_token, {"private_key_content": encrypted.decode(),
-                                           "private_key_passphrase": given, "subject": "a",
-                                           "path": str(tmp_path / "t.token")}, diff=True)
+                                                 "private_key_passphrase": given, "subject": "a",
+                                                 "path": str(tmp_path / "t.token")}, diff=True)
         output = json.dumps(result)
         assert SECRET not in output and "\n" not in result.get("msg", "")
         assert not any(chunk in output for chunk in _pem_body_chunks(encrypted))
