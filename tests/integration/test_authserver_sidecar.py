@@ -125,6 +125,14 @@ RENDERED_CASES: Dict[str, Dict[str, Any]] = {
               "authserver_sidecar_container_name": "tokens-daemon", "authserver_sidecar_labels": {"team": "bi"},
               "authserver_sidecar_pod_annotations": {"example.com/owner": "bi"}},
     "no_secret": {"authserver_sidecar_render_secret": False},
+    # Okera's tutorial Secret: 'authentication' with the key JWT_PRIVATE_KEY, mounted at /etc/secrets.
+    "tutorial_secret": {"authserver_sidecar_secret_name": "authentication", "authserver_sidecar_secret_key": "JWT_PRIVATE_KEY",
+                        "authserver_sidecar_key_mount_path": "/etc/secrets"},
+    "existing_secret": {"authserver_sidecar_existing_secret": True, "authserver_sidecar_private_key_file": "",
+                        "authserver_sidecar_secret_name": "authentication", "authserver_sidecar_secret_key": "JWT_PRIVATE_KEY",
+                        "authserver_sidecar_key_mount_path": "/etc/secrets"},
+    "myservice": {"tutorial_client": "myservice", "tutorial_okera_rest_url": "https://okera.example.com:8083",
+                  "authserver_sidecar_fs_group": DAEMON_GROUP},  # its port is chosen when the module runs
     "python313": {"authserver_sidecar_base_image": "python:3.13-slim"},
     "daemon": {"authserver_sidecar_fs_group": DAEMON_GROUP},  # its port is chosen when the module runs
     "probe_healthy": {}, "probe_failing": {}, "probe_closed": {},  # ports from health_ports
@@ -136,6 +144,7 @@ def rendered(tmp_path_factory, collections_path, key_dir, health_ports) -> Dict[
     """Every case of RENDERED_CASES rendered by one playbook run: case -> its output directory."""
     workdir = tmp_path_factory.mktemp("rendered")
     cases = dict(RENDERED_CASES, daemon=dict(RENDERED_CASES["daemon"], authserver_sidecar_port=_free_port()),
+                 myservice=dict(RENDERED_CASES["myservice"], authserver_sidecar_port=_free_port()),
                  **{"probe_" + name: {"authserver_sidecar_port": port} for name, port in health_ports.items()})
     done = _run_per_host(workdir, collections_path, key_dir / "private.pem", cases)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -296,26 +305,36 @@ def test_rendered_probe_passes_only_on_a_healthy_answer(rendered, case, healthy)
     assert (probe.returncode == 0) is healthy
 
 
+def _start_rendered_daemon(containers: Dict[str, Dict[str, Any]], token_dir: Path, key_file: Path) -> subprocess.Popen:
+    """The daemon with the auth-server container's env, key and token paths moved into the test's tmp."""
+    daemon_env = dict(_env(containers["authserver"]), OKERA_AUTHSERVER_DIRECTORY=str(token_dir),
+                      OKERA_AUTHSERVER_PRIVATE_KEY=str(key_file))
+    daemon = subprocess.Popen([sys.executable, "-m", "okera_auth.authserver"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=dict(os.environ, **daemon_env))
+    probe = [sys.executable, *containers["authserver"]["readinessProbe"]["exec"]["command"][1:]]
+    deadline = time.monotonic() + 20
+    try:
+        while subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode != 0:
+            assert daemon.poll() is None and time.monotonic() < deadline, "the daemon never turned healthy"
+            time.sleep(0.2)
+    except BaseException:
+        daemon.kill()
+        daemon.communicate(timeout=20)
+        raise
+    return daemon
+
+
 @pytest.mark.slow
 def test_real_daemon_runs_on_the_rendered_env_and_serves_the_service(rendered, tmp_path, key_dir,
                                                                      rsa_private_key):
     """The daemon started with the auth-server container's env (key and token paths moved into
     tmp_path) passes the rendered probe and hands out tokens where the service's env says."""
     containers = _pod(rendered, "daemon")[1]
-    daemon_env, service_env = _env(containers["authserver"]), _env(containers["client"])
+    service_env = _env(containers["client"])
     token_dir = tmp_path / service_env["OKERA_AUTHSERVER_TOKEN_DIR"].lstrip("/")
     token_dir.mkdir(parents=True)
-    daemon_env.update(OKERA_AUTHSERVER_DIRECTORY=str(token_dir),
-                      OKERA_AUTHSERVER_PRIVATE_KEY=str(key_dir / "private.pem"))
-    daemon = subprocess.Popen([sys.executable, "-m", "okera_auth.authserver"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True,
-                              env=dict(os.environ, **daemon_env))
+    daemon = _start_rendered_daemon(containers, token_dir, key_dir / "private.pem")
     try:
-        probe = [sys.executable, *containers["authserver"]["readinessProbe"]["exec"]["command"][1:]]
-        deadline = time.monotonic() + 20
-        while subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode != 0:
-            assert daemon.poll() is None and time.monotonic() < deadline, "the daemon never turned healthy"
-            time.sleep(0.2)
         with urllib.request.urlopen(service_env["OKERA_AUTHSERVER_URL"] + "/analyst", timeout=10) as answer:
             path = Path(answer.read().decode())
         assert path.parent == token_dir
@@ -364,6 +383,83 @@ def test_secret_can_be_left_out_of_the_file(rendered, rsa_key_pem):
     assert base64.b64encode(rsa_key_pem).decode()[:40] not in path.read_text()
 
 
+def test_tutorial_secret_name_key_and_mount_can_be_expressed(rendered, rsa_key_pem):
+    objects = _objects(rendered, "tutorial_secret")
+    assert objects["Secret"]["metadata"]["name"] == "authentication"
+    assert base64.b64decode(objects["Secret"]["data"]["JWT_PRIVATE_KEY"]) == rsa_key_pem
+    assert list(objects["Secret"]["data"]) == ["JWT_PRIVATE_KEY"]
+    spec, containers = _pod(rendered, "tutorial_secret")
+    assert _env(containers["authserver"])["OKERA_AUTHSERVER_PRIVATE_KEY"] == "/etc/secrets/JWT_PRIVATE_KEY"
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    assert volumes["authserver-key"]["secret"]["secretName"] == "authentication"
+    mounts = {mount["name"]: mount for mount in containers["authserver"]["volumeMounts"]}
+    assert mounts["authserver-key"]["mountPath"] == "/etc/secrets"
+
+
+def test_existing_secret_needs_no_key_and_renders_none(rendered, rsa_key_pem):
+    path = rendered["existing_secret"] / "token-client.yml"
+    assert [document["kind"] for document in _documents(path)] == ["Pod"]
+    assert base64.b64encode(rsa_key_pem).decode()[:40] not in path.read_text()
+    pod = _objects(rendered, "existing_secret")["Pod"]
+    assert "okera.auth/private-key-sha256" not in pod["metadata"].get("annotations", {})
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    assert volumes["authserver-key"]["secret"] == {"secretName": "authentication", "defaultMode": 0o400}
+    assert _env(_containers(pod["spec"])["authserver"])["OKERA_AUTHSERVER_PRIVATE_KEY"] == "/etc/secrets/JWT_PRIVATE_KEY"
+
+
+def test_myservice_is_the_tutorials_service_container(rendered):
+    spec, containers = _pod(rendered, "myservice")
+    assert [container["name"] for container in spec["containers"]] == ["authserver", "myservice"]
+    service = containers["myservice"]
+    assert service["image"] == containers["authserver"]["image"]  # the package is in the auth server's image
+    assert service["command"] == ["python", "-m", "okera_auth.examples.myservice"]
+    assert service["args"] == ["--port", "5010"]
+    assert service["ports"] == [{"name": "http", "containerPort": 5010}]
+    env = _env(service)
+    assert env["OKERA_REST_URL"] == "https://okera.example.com:8083"
+    assert env["OKERA_AUTHSERVER_URL"] == "http://127.0.0.1:%s" % _env(containers["authserver"])["OKERA_AUTHSERVER_PORT"]
+    assert service["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.slow
+def test_rendered_myservice_lists_databases_through_the_rendered_daemon(rendered, tmp_path, key_dir, rsa_public_pem):
+    """The tutorial's pod, run here: the daemon on its rendered env, the service on its rendered
+    command and env (its port and REST URL pointed at this test), curl as in the tutorial."""
+    from okera_rest_stub import OkeraRestStub
+
+    containers = _pod(rendered, "myservice")[1]
+    service = containers["myservice"]
+    token_dir = tmp_path / "tokens"
+    token_dir.mkdir()
+    stub = OkeraRestStub(rsa_public_pem)
+    daemon = _start_rendered_daemon(containers, token_dir, key_dir / "private.pem")
+    service_port = _free_port()
+    service_env = {name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")}
+    service_env.update(_env(service), OKERA_REST_URL=stub.url)
+    command = [sys.executable, *service["command"][1:], *service["args"], "--port", str(service_port)]
+    process = subprocess.Popen(command, env=service_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            done = subprocess.run(["curl", "-s", "--noproxy", "*", "http://test:test@localhost:%d" % service_port],
+                                  capture_output=True, text=True, timeout=30, check=False)
+            if done.returncode == 0 or time.monotonic() > deadline or process.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == ["default", "okera_sample"]
+        assert stub.callers == ["test"]
+    finally:
+        process.terminate()
+        service_log = process.communicate(timeout=20)[1]
+        daemon.terminate()
+        daemon_log = daemon.communicate(timeout=20)[0]
+        stub.close()
+    assert process.returncode == 0, service_log
+    assert daemon.returncode == 0, daemon_log
+    assert re.search(r"Generated token: %s/test\.\d+\.token" % re.escape(str(token_dir)), daemon_log)
+
+
 def test_containerfile_installs_the_wheel_and_runs_the_daemon(rendered):
     text = (rendered["python313"] / "Containerfile.okera-authserver").read_text()
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
@@ -372,6 +468,7 @@ def test_containerfile_installs_the_wheel_and_runs_the_daemon(rendered):
     assert "FROM python:3.13-slim" in lines
     assert any("pip install --no-cache-dir --no-index --find-links /wheels okera-auth" in line for line in lines)
     assert "USER 65532:2000" in lines
+    assert "OKERA_AUTHSERVER_TUTORIAL_ENV=true" in text  # the tutorial's PORT, TOKEN_DIR, SECRET_DIR ... work
     assert lines[-1] == 'ENTRYPOINT ["okera-authserver"]'
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
         for path in source.split():
@@ -406,6 +503,13 @@ REFUSED_CASES: Dict[str, Tuple[Dict[str, Any], str]] = {
                  "authserver_sidecar_service_container has no image"),
     "same_names": ({"authserver_sidecar_service_container": {"name": "authserver", "image": "x"}}, "need distinct names"),
     "root_group": ({"authserver_sidecar_fs_group": 0}, "authserver_sidecar_fs_group is 0; give a numeric id above 0"),
+    "existing_secret_with_key": ({"authserver_sidecar_existing_secret": True},
+                                 "authserver_sidecar_existing_secret is true, so the pod uses the Secret token-client-authserver-key"),
+    "secret_key": ({"authserver_sidecar_secret_key": "keys/jwt"}, "authserver_sidecar_secret_key is 'keys/jwt'"),
+    "secret_key_passphrase": ({"authserver_sidecar_secret_key": "passphrase", "authserver_sidecar_private_key_passphrase": "x"},
+                              "other than 'passphrase' when a passphrase is given"),
+    "myservice_without_url": ({"tutorial_client": "myservice"},
+                              "tutorial_client myservice needs tutorial_okera_rest_url"),
     # Refused by Ansible's validation against meta/argument_specs.yml, before the preflight.
     "kind": ({"authserver_sidecar_kind": "StatefulSet"},
              "value of authserver_sidecar_kind must be one of: Deployment, Pod, got: StatefulSet"),
@@ -511,6 +615,8 @@ def test_pip_wheel_of_the_repository_root_provides_the_entrypoint(tmp_path):
         assert "okera-authserver = okera_auth.authserver.cli:main" in archive.read(entry_points).decode()
         assert "okera_auth/module_utils/tokens.py" in archive.namelist()
         assert "okera_auth/authserver/app.py" in archive.namelist()
+        assert "okera_auth/authserver/manual.py" in archive.namelist()
+        assert "okera_auth/examples/myservice.py" in archive.namelist()  # the tutorial's service, in the image
 
 
 @pytest.fixture(name="sandbox")
@@ -571,15 +677,78 @@ def test_apply_recreates_a_changed_pod(render, sandbox, rsa_key_pem):
     assert {e.name: e.value for e in daemon.env}["OKERA_AUTHSERVER_ALGORITHM"] == "RS256"
 
 
-def test_apply_failure_is_one_clear_line_without_the_key(render, tmp_path, rsa_key_pem):
-    kubeconfig = tmp_path / "nowhere.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
+def _nowhere_kubeconfig(path: Path) -> Path:
+    """A kubeconfig naming an API server that is not there (port 9, discard)."""
+    path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "x",
         "clusters": [{"name": "x", "cluster": {"server": "http://127.0.0.1:9"}}],
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
         "users": [{"name": "x", "user": {"token": "not-a-real-token"}}]}))
+    return path
+
+
+def test_apply_failure_is_one_clear_line_without_the_key(render, tmp_path, rsa_key_pem):
+    kubeconfig = _nowhere_kubeconfig(tmp_path / "nowhere.kubeconfig")
     done = render({"authserver_sidecar_apply": True, "authserver_sidecar_output_dir": "",
                    "authserver_sidecar_k8s_auth": {"kubeconfig": str(kubeconfig)}})
     assert done.returncode != 0
     assert "get Secret default/token-client-authserver-key: cannot connect to the API server at http://127.0.0.1:9" in done.stdout
     assert base64.b64encode(rsa_key_pem).decode()[:40] not in done.stdout + done.stderr
+
+
+# --- booleans given as strings on the command line (-e name=false is the string "false") ------
+
+ROLE_SPECS = REPO_ROOT / "roles" / "authserver_sidecar" / "meta" / "argument_specs.yml"
+BOOLEAN_VARIABLES = ["authserver_sidecar_apply", "authserver_sidecar_automount_service_account_token",
+                     "authserver_sidecar_disable_delete", "authserver_sidecar_existing_secret",
+                     "authserver_sidecar_native_sidecar", "authserver_sidecar_render_containerfile",
+                     "authserver_sidecar_render_secret"]
+
+
+def test_the_string_test_below_covers_every_boolean_variable():
+    options = yaml.safe_load(ROLE_SPECS.read_text())["argument_specs"]["main"]["options"]
+    assert sorted(name for name, spec in options.items() if spec["type"] == "bool") == BOOLEAN_VARIABLES
+
+
+def _extra_vars(values: Dict[str, str]) -> List[str]:
+    return [arg for name, value in values.items() for arg in ("-e", "%s=%s" % (name, value))]
+
+
+@pytest.mark.slow
+def test_booleans_given_as_strings_with_e_mean_what_they_say(render, tmp_path, rsa_key_pem):
+    out = tmp_path / "out"
+    manifest = out / "token-client.yml"
+    key_text = base64.b64encode(rsa_key_pem).decode()[:40]
+    nowhere = {"authserver_sidecar_k8s_auth": {"kubeconfig": str(_nowhere_kubeconfig(tmp_path / "nowhere.kubeconfig"))}}
+
+    # Every boolean "false": no Secret (and no key) in the file, an ordinary container, no token
+    # automounted, files deleted, no Containerfile, nothing applied (the cluster is not there).
+    done = render(nowhere, *_extra_vars({name: "false" for name in BOOLEAN_VARIABLES}))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [document["kind"] for document in _documents(manifest)] == ["Pod"]
+    assert key_text not in manifest.read_text()
+    pod = _objects({"x": out}, "x")["Pod"]
+    assert "initContainers" not in pod["spec"] and pod["spec"]["automountServiceAccountToken"] is False
+    assert _env(_containers(pod["spec"])["authserver"])["OKERA_AUTHSERVER_DISABLE_DELETE"] == "false"
+    assert "okera.auth/private-key-sha256" in pod["metadata"]["annotations"]  # not an existing Secret: the key is read
+    assert not (out / "Containerfile.okera-authserver").exists()
+
+    # "true" (but existing_secret and apply): the Secret, a native sidecar, the token, kept files, a Containerfile.
+    done = render(nowhere, *_extra_vars({name: "true" for name in BOOLEAN_VARIABLES
+                                         if name not in ("authserver_sidecar_existing_secret", "authserver_sidecar_apply")}))
+    assert done.returncode == 0, done.stdout + done.stderr
+    objects = _objects({"x": out}, "x")
+    assert base64.b64decode(objects["Secret"]["data"]["private.pem"]) == rsa_key_pem
+    spec = objects["Pod"]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["authserver"] and spec["automountServiceAccountToken"] is True
+    assert _env(spec["initContainers"][0])["OKERA_AUTHSERVER_DISABLE_DELETE"] == "true"
+    assert (out / "Containerfile.okera-authserver").exists()
+
+    # existing_secret "true" and apply "true": no key needed or rendered, and applying is tried
+    # (the Pod first: no Secret is applied), failing on the cluster that is not there.
+    done = render(nowhere, *_extra_vars({"authserver_sidecar_existing_secret": "true", "authserver_sidecar_apply": "true",
+                                         "authserver_sidecar_private_key_file": ""}))
+    assert done.returncode != 0
+    assert "get Pod default/token-client: cannot connect to the API server at http://127.0.0.1:9" in done.stdout
+    assert [document["kind"] for document in _documents(manifest)] == ["Pod"]
+    assert key_text not in manifest.read_text()

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 from okera_auth.module_utils.errors import OkeraAuthError
 from okera_auth.module_utils.keys import describe_key, load_private_key
 from okera_auth.module_utils.tokens import Signer
-from .events import EventLog, Metrics
+from .events import EventLog, Metrics, key_identity
 from .http import CallerPolicy, HttpServer, Limits
 from .issuer import ClaimRules, PendingDeletions, TokenDirectory, TokenIssuer, remove_stale_files
 from .options import StartupError
@@ -227,8 +227,9 @@ class AuthServer:
         self.log = log
         self.metrics = Metrics()
         self.gid = resolve_group(settings.group)
-        _key_mode_warning(settings.private_key, log)
         signer = load_signer(settings)
+        _key_mode_warning(settings.private_key, log)  # of a key that is one
+        self.metrics.key_loaded(key_identity(signer))
         groups = load_groups(settings.groups_file)
         prepare_directory(settings.directory, self.gid, log)
         self.token_directory = open_token_directory(settings.directory)
@@ -261,17 +262,25 @@ class AuthServer:
                             CallerPolicy(frozenset(settings.allowed_uids),
                                          frozenset(settings.allowed_gids)))
         loop.set_exception_handler(server.loop_exception)
+        port = None
         if not settings.no_tcp:
             try:
                 port = await server.listen_tcp(settings.bind, settings.port)
             except OSError as error:
                 raise StartupError("cannot listen on %s port %d: %s"
                                    % (settings.bind, settings.port, error.strerror)) from None
+        if settings.unix_socket:
+            await self._listen_unix(server, settings.unix_socket)
+        # Okera's binary says this, word for word, once it serves; then where, in our words.
+        self.log.event("started", "Listening on - writing to '%s'" % settings.directory,
+                       directory=settings.directory)
+        if port is not None:
             host = "[%s]" % settings.bind if ":" in settings.bind else settings.bind
             self.log.event("listening", "Listening on http://%s:%d" % (host, port),
                            address=settings.bind, port=port)
         if settings.unix_socket:
-            await self._listen_unix(server, settings.unix_socket)
+            self.log.event("listening", "Listening on unix:%s" % settings.unix_socket,
+                           socket=settings.unix_socket)
         signer = self.issuer.signer
         self.log.event("ready", "Signing with %s key kid=%s (%s); token files in %s"
                        % (describe_key(signer.private_key), signer.kid, signer.algorithm,
@@ -310,7 +319,6 @@ class AuthServer:
             os.umask(old_umask)
         os.chown(path, -1, self.gid)
         os.chmod(path, 0o660)
-        self.log.event("listening", "Listening on unix:%s" % path, socket=path)
 
     def _deleted(self, path: str, failure: Optional[str]) -> None:
         if failure:
@@ -335,6 +343,7 @@ class AuthServer:
             notify_systemd("READY=1")
             return
         self.issuer.replace_signer(signer)
+        self.metrics.key_loaded(key_identity(signer))
         self.issuer.groups = groups
         self.metrics.key_reloads += 1
         notify_systemd("READY=1")

@@ -4,8 +4,10 @@
 
 Drop-in: the same flags and defaults as Okera's binary (-p 5001, -d /tmp/tokens,
 -k KEY, -a rsa512, --disable-delete, -g okera), ``GET /<user>`` answers the path
-of a new token file, which is deleted 10 s later. Every flag can also come from
-an ``OKERA_AUTHSERVER_<LONG_NAME>`` environment variable; flags win.
+of a new token file, which is deleted 10 s later, and the log lines are Go's, on
+stderr. Every flag can also come from an ``OKERA_AUTHSERVER_<LONG_NAME>`` environment
+variable, and with ``--tutorial-env`` from the names of Okera's tutorial container;
+flags win. ``--help-long``, ``--help-man`` and ``--version`` print and exit.
 Start-up problems are one line on stderr and exit code 2.
 """
 

@@ -3,8 +3,11 @@
 """What the auth server tells the outside: one log line per event, and Prometheus metrics.
 
 Log lines carry paths, user names, key ids and reasons, never a token or a key.
-Text lines keep the wording of Okera's authserver (``Generated token: <path>``,
-``Deleted token: <path>``) so existing log watchers keep working.
+Text lines are written as Okera's authserver (a Go program using the standard ``log``
+package) writes them: on stderr, the local date and time as ``YYYY/MM/DD HH:MM:SS``, one
+space, the message, with Okera's wording (``Listening on - writing to '<dir>'``,
+``Generated token: <path>``, ``Deleted token: <path>``), so its log watchers keep working.
+JSON lines (``--log-format json``) carry the same message with the event's fields.
 """
 
 from __future__ import annotations
@@ -15,30 +18,39 @@ import threading
 import time
 from typing import IO, Any, Dict, Optional, Sequence
 
+from okera_auth.module_utils.keys import describe_key
+
 LOG_FORMATS = ("text", "json")
 
 # Seconds; a token request costs one signature (about 1 ms for RSA-2048), more under load.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+def go_log_time(seconds: Optional[float] = None) -> str:
+    """The prefix of Go's standard logger (log.LstdFlags): local date and time to the second."""
+    return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(seconds))
+
+
 class EventLog:
-    """One line per event on a stream: plain text, or a JSON object per line."""
+    """One line per event on a stream (stderr by default, as Go's log package writes):
+    Go's standard log line, or a JSON object per line."""
 
     def __init__(self, log_format: str = "text", stream: Optional[IO[str]] = None) -> None:
         self.log_format = log_format
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream if stream is not None else sys.stderr
         self._lock = threading.Lock()
 
     def event(self, event: str, message: str, level: str = "info", **fields: Any) -> None:
+        now = time.time()
         if self.log_format == "json":
-            record = {"time": round(time.time(), 3), "level": level, "event": event,
+            record = {"time": round(now, 3), "level": level, "event": event,
                       "message": message}
             record.update(fields)
             line = json.dumps(record, separators=(",", ":"))
         elif level == "info":
-            line = message
+            line = "%s %s" % (go_log_time(now), message)
         else:
-            line = "%s: %s" % (level, message)
+            line = "%s %s: %s" % (go_log_time(now), level, message)
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -93,6 +105,13 @@ class Metrics:
         self.connections_evicted = 0
         self.accept_failures = 0
         self.latency = Histogram(LATENCY_BUCKETS)
+        self.key: Dict[str, str] = {}  # kid, algorithm, key_type, key_size of the signing key
+        self.key_loaded_at = 0.0
+
+    def key_loaded(self, identity: Dict[str, str], when: Optional[float] = None) -> None:
+        """Record the signing key now in use (at start and after each successful reload)."""
+        self.key = dict(identity)
+        self.key_loaded_at = time.time() if when is None else when
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -143,11 +162,29 @@ class Metrics:
             "over (out of file descriptors or memory); accepting resumes after a pause.",
             "# TYPE okera_authserver_accept_failures_total counter",
             "okera_authserver_accept_failures_total %d" % self.accept_failures,
-            "# HELP okera_authserver_key_info The key that signs new tokens.",
+            "# HELP okera_authserver_key_info The key that signs new tokens: its kid, algorithm, "
+            "type and size.",
             "# TYPE okera_authserver_key_info gauge",
-            'okera_authserver_key_info{kid="%s"} 1' % key_id,
+            "okera_authserver_key_info{%s} 1" % ",".join(
+                '%s="%s"' % (name, _label_value(value))
+                for name, value in sorted(dict(self.key, kid=key_id).items())),
+            "# HELP okera_authserver_key_loaded_timestamp_seconds When the signing key in use "
+            "was loaded (at start or by a reload), as a Unix timestamp.",
+            "# TYPE okera_authserver_key_loaded_timestamp_seconds gauge",
+            "okera_authserver_key_loaded_timestamp_seconds %.3f" % self.key_loaded_at,
             "# HELP okera_authserver_start_time_seconds Start time of the server.",
             "# TYPE okera_authserver_start_time_seconds gauge",
             "okera_authserver_start_time_seconds %.3f" % self.started_at,
         ])
         return "\n".join(lines) + "\n"
+
+
+def key_identity(signer: Any) -> Dict[str, str]:
+    """The labels of okera_authserver_key_info for a tokens.Signer: never the key, only what names it."""
+    key_type = describe_key(signer.private_key).split()[0]
+    size = getattr(signer.private_key, "key_size", None) or {"Ed25519": 256, "Ed448": 456}.get(key_type, 0)
+    return {"kid": signer.kid or "", "algorithm": signer.algorithm, "key_type": key_type, "key_size": str(size)}
+
+
+def _label_value(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

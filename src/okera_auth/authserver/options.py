@@ -3,8 +3,14 @@
 """The daemon's options, each declared once in OPTIONS.
 
 From that one table come the argument parser, the ``OKERA_AUTHSERVER_*`` environment
-fallback, the Settings object and the checks of the settings; the role's tests hold its
-variables and environment template against the same table.
+fallback, the names of Okera's tutorial container (``PORT``, ``TOKEN_DIR``, ...), the
+Settings object and the checks of the settings, and (in manual.py) the long help and the
+manual page; the role's tests hold its variables and environment template against the
+same table.
+
+Where a value comes from, first found wins: a flag, its ``OKERA_AUTHSERVER_*`` variable,
+Okera's tutorial variable (only with ``--tutorial-env``), the default. Empty variables count
+as unset.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import dataclasses
 import ipaddress
 import json
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from okera_auth.module_utils.errors import OkeraAuthError
 from okera_auth.module_utils.tokens import parse_duration
@@ -144,6 +151,18 @@ def _true_or_false(value: str, what: str) -> bool:
 
 
 Converter = Callable[[Any, str], Any]
+# Okera's tutorial image names its key by two variables: $SECRET_DIR/$PRIVATE_KEY_FILE.
+TUTORIAL_KEY_FILE = "JWT_PRIVATE_KEY"
+
+
+def _tutorial_key_path(environ: Mapping[str, str]) -> Optional[str]:
+    """$SECRET_DIR/$PRIVATE_KEY_FILE, the file defaulting to JWT_PRIVATE_KEY (the key of the
+    tutorial's Secret ``authentication``); PRIVATE_KEY_FILE alone is a path."""
+    secret_dir = environ.get("SECRET_DIR", "")
+    key_file = environ.get("PRIVATE_KEY_FILE", "")
+    if secret_dir:
+        return os.path.join(secret_dir, key_file or TUTORIAL_KEY_FILE)
+    return key_file or None
 
 
 @dataclass(frozen=True)
@@ -160,6 +179,11 @@ class Option:
     repeatable: bool = False  # the flag may be given several times
     convert_flags: Optional[Converter] = None  # repeated flag values -> value
     metavar: Optional[str] = None
+    # Names of Okera's tutorial container, read below OKERA_AUTHSERVER_* with --tutorial-env;
+    # with several names, tutorial_value makes the value out of them.
+    tutorial_env: Tuple[str, ...] = ()
+    tutorial_value: Optional[Callable[[Mapping[str, str]], Optional[str]]] = None
+    default_text: Optional[str] = None  # how help shows a default that is not a plain value
 
     @property
     def long_flag(self) -> str:
@@ -169,22 +193,37 @@ class Option:
     def env_name(self) -> str:
         return self.env or self.long_flag[2:].upper().replace("-", "_")
 
+    @property
+    def value_name(self) -> str:
+        """What the flag's value is called in help (PORT, KEY=VALUE)."""
+        return self.metavar or self.long_flag[2:].upper().replace("-", "_")
+
+    def tutorial_text(self, environ: Mapping[str, str]) -> Tuple[str, Optional[str]]:
+        """(the variables' names, their value) from Okera's tutorial names in ``environ``."""
+        if self.tutorial_value is not None:
+            return "/".join(self.tutorial_env), self.tutorial_value(environ)
+        for name in self.tutorial_env:
+            if environ.get(name, "") != "":
+                return name, environ[name]
+        return "/".join(self.tutorial_env), None
+
 
 OPTIONS: Tuple[Option, ...] = (
-    Option("port", ("-p", "--port"), default=5001, convert=_port,
+    Option("port", ("-p", "--port"), default=5001, convert=_port, tutorial_env=("PORT",),
            help="TCP port on the loopback address (default 5001; 0 picks a free port)"),
-    Option("directory", ("-d", "--directory"), default="/tmp/tokens",
+    Option("directory", ("-d", "--directory"), default="/tmp/tokens", tutorial_env=("TOKEN_DIR",),
            help="directory of the token files, created 0750 if missing (default /tmp/tokens)"),
-    Option("private_key", ("-k", "--private-key"), default="",
+    Option("private_key", ("-k", "--private-key"), default="", default_text="none (required)",
+           tutorial_env=("SECRET_DIR", "PRIVATE_KEY_FILE"), tutorial_value=_tutorial_key_path,
            help="private key file: PEM (PKCS#1, PKCS#8, encrypted), OpenSSH, or base64 of PEM "
                 "(required)"),
-    Option("algorithm", ("-a", "--algorithm"), default="rsa512",
+    Option("algorithm", ("-a", "--algorithm"), default="rsa512", tutorial_env=("ALGORITHM",),
            help="signing algorithm: rsa512 (default), rsa256, or a JWA name "
                 "(RS256/384/512, PS256/384/512, ES256/384/512, EdDSA)"),
     Option("disable_delete", ("--disable-delete",), default=False, switch=True,
            convert=_true_or_false,
            help="keep token files instead of deleting them after --delete-after"),
-    Option("group", ("-g", "--group"), default="okera",
+    Option("group", ("-g", "--group"), default="okera", tutorial_env=("GID",),
            help="group (name or numeric gid) that owns the token files (default okera)"),
     Option("private_key_passphrase_file", ("--private-key-passphrase-file",),
            help="file holding the passphrase of an encrypted private key"),
@@ -223,6 +262,7 @@ OPTIONS: Tuple[Option, ...] = (
            help="one line per event as %s (default text); tokens are never logged"
                 % " or ".join(LOG_FORMATS)),
     Option("workers", ("--workers",), default=usable_cpus, convert=_at_least_one,
+           default_text="the number of CPUs the process may use",
            help="signing threads (default: the number of CPUs the process may use)"),
     Option("no_jti", ("--no-jti",), default=False, switch=True, convert=_true_or_false,
            help="leave out the jti claim (a random token id, added by default)"),
@@ -231,6 +271,12 @@ OPTIONS: Tuple[Option, ...] = (
                 "(default 10s)"),
     Option("max_connections", ("--max-connections",), default=512, convert=_at_least_one,
            help="open client connections at most; more are answered 503 (default 512)"),
+    Option("tutorial_env", ("--tutorial-env",), default=False, switch=True,
+           convert=_true_or_false,
+           help="also read the environment of Okera's tutorial container, below the "
+                "OKERA_AUTHSERVER_* variables: PORT, TOKEN_DIR, ALGORITHM, GID, and the key "
+                "$SECRET_DIR/$PRIVATE_KEY_FILE (PRIVATE_KEY_FILE defaults to %s); the image's "
+                "Containerfile turns it on" % TUTORIAL_KEY_FILE),
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
@@ -241,13 +287,41 @@ Settings = dataclasses.make_dataclass(
     namespace={"__doc__": "The daemon's settings, one field per entry of OPTIONS."})
 
 
+PROGRAM = "okera-authserver"
+DESCRIPTION = (
+    "Mint per-user JWTs into group-readable token files on request: GET /<user> answers the "
+    "path of a new token file. Every option can also be set by an environment variable "
+    "%s<LONG_NAME> (e.g. %sPORT); options win over the environment, which wins over Okera's "
+    "tutorial names (read only with --tutorial-env), which win over the defaults."
+    % (ENV_PREFIX, ENV_PREFIX))
+
+
+class _PrintAndExit(argparse.Action):
+    """--help-long, --help-man, --version: print a text made from OPTIONS, exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0,
+                         default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        from . import manual  # it reads this module's table
+
+        parser._print_message(manual.TEXTS[self.const](), sys.stdout)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="okera-authserver",
-        description="Mint per-user JWTs into group-readable token files on request: "
-                    "GET /<user> answers the path of a new token file. Every option can also "
-                    "be set by an environment variable %s<LONG_NAME> (e.g. %sPORT); options "
-                    "win over the environment." % (ENV_PREFIX, ENV_PREFIX))
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=DESCRIPTION, add_help=False)
+    # Okera's binary (kingpin) answers --help with a pointer to --help-long and --help-man.
+    parser.add_argument("-h", "--help", action="help",
+                        help="show this help and exit (also try --help-long and --help-man)")
+    parser.add_argument("--help-long", action=_PrintAndExit, const="long",
+                        help="show every option with its environment variables and default")
+    parser.add_argument("--help-man", action=_PrintAndExit, const="man",
+                        help="print the manual page (roff): okera-authserver --help-man | man -l -")
+    parser.add_argument("--version", action=_PrintAndExit, const="version",
+                        help="print '%s <version>' and exit" % PROGRAM)
     for option in OPTIONS:
         # Every flag defaults to None, so "not given" is told apart from any value.
         if option.switch:
@@ -260,25 +334,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _value(option: Option, given: Any) -> Any:
-    """The option's value: from its flag, else its environment variable, else its default."""
+def _value(option: Option, given: Any, environ: Mapping[str, str], tutorial: bool) -> Any:
+    """The option's value: from its flag, else its OKERA_AUTHSERVER_* variable, else (with
+    --tutorial-env) Okera's tutorial variable, else its default."""
     if given is not None:
         if option.switch:
             return True
         convert = option.convert_flags if option.repeatable else option.convert
         return convert(given, option.long_flag[2:])
-    text = os.environ.get(ENV_PREFIX + option.env_name)
+    text = environ.get(ENV_PREFIX + option.env_name)
     if text not in (None, ""):
         return option.convert(text, option.env_name if option.switch else option.long_flag[2:])
+    if tutorial and option.tutorial_env:
+        names, text = option.tutorial_text(environ)
+        if text not in (None, ""):
+            return option.convert(text, names)
     default = option.default() if callable(option.default) else option.default
     # Defaults are written as a user would write them (24h, 0640) and read the same way.
     return option.convert(default, option.long_flag[2:]) if isinstance(default, str) else default
 
 
-def parse_settings(argv: Optional[Sequence[str]] = None) -> Any:
-    """Settings from flags, then OKERA_AUTHSERVER_* variables, then defaults."""
+def parse_settings(argv: Optional[Sequence[str]] = None,
+                   environ: Optional[Mapping[str, str]] = None) -> Any:
+    """Settings from flags, then OKERA_AUTHSERVER_* variables, then (with --tutorial-env)
+    Okera's tutorial names, then defaults."""
     args = build_parser().parse_args(argv)
-    settings = Settings(**{option.name: _value(option, getattr(args, option.name))
+    environ = os.environ if environ is None else environ
+    tutorial = _value(OPTIONS_BY_NAME["tutorial_env"], args.tutorial_env, environ, False)
+    settings = Settings(**{option.name: _value(option, getattr(args, option.name), environ,
+                                               tutorial)
                            for option in OPTIONS})
     _check_settings(settings)
     return settings
@@ -287,8 +371,9 @@ def parse_settings(argv: Optional[Sequence[str]] = None) -> Any:
 def _check_settings(settings: Any) -> None:
     """What no single option can check alone."""
     if not settings.private_key:
-        raise StartupError("no private key given: use -k/--private-key PATH "
-                           "(or %sPRIVATE_KEY)" % ENV_PREFIX)
+        raise StartupError("no private key given: use -k/--private-key PATH (or %sPRIVATE_KEY%s)"
+                           % (ENV_PREFIX, ", or SECRET_DIR with the key in $SECRET_DIR/%s"
+                              % TUTORIAL_KEY_FILE if settings.tutorial_env else ""))
     checked = settings.allowed_uids or settings.allowed_gids
     if checked and not settings.unix_socket:
         raise StartupError("--allowed-uids/--allowed-gids apply to the Unix socket: "

@@ -83,7 +83,8 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
 
 
 class Daemon:
-    """One okera-authserver subprocess; its output goes to files (never a pipe it could fill)."""
+    """One okera-authserver subprocess; its output goes to files (never a pipe it could fill):
+    the log lines (stderr, as Go's log package writes them) to daemon.log, stdout to daemon.out."""
 
     def __init__(self, workdir: Path, key: Path, args: List[str],
                  env: Optional[Dict[str, str]] = None, tcp: bool = True,
@@ -94,7 +95,7 @@ class Daemon:
         self.workdir = workdir
         self.directory = workdir / "tokens"
         self.log_path = workdir / "daemon.log"
-        self.err_path = workdir / "daemon.err"
+        self.out_path = workdir / "daemon.out"
         if run_as:
             uid, gid, groups = run_as
             launcher = [sys.executable, "-c", _RUN_AS, str(uid), str(gid),
@@ -109,7 +110,7 @@ class Daemon:
         self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         environment = dict(os.environ)
         environment.update(env or {})
-        with open(self.log_path, "ab") as out, open(self.err_path, "ab") as err:
+        with open(self.out_path, "ab") as out, open(self.log_path, "ab") as err:
             self.process = subprocess.Popen(command, stdout=out, stderr=err, env=environment,
                                             preexec_fn=preexec_fn)
         self.port = int(self.wait_for_log(LISTENING).group(2)) if tcp else 0
@@ -123,7 +124,7 @@ class Daemon:
                 return match
             if self.process.poll() is not None:
                 raise AssertionError("the daemon exited (%s): %s"
-                                     % (self.process.returncode, self.err_path.read_text()))
+                                     % (self.process.returncode, self.log()))
             time.sleep(0.02)
         raise AssertionError("%r not seen in the daemon log: %s" % (pattern.pattern, self.log()))
 

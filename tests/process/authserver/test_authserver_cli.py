@@ -5,9 +5,11 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
+from importlib import metadata
 
 import pytest
 
@@ -18,6 +20,7 @@ CONTRACT_FLAGS = [
     "--disable-delete", "-g", "--group", "--private-key-passphrase-file", "--bind", "--ttl",
     "--delete-after", "--issuer", "--audience", "--claim", "--groups-file", "--unix-socket",
     "--allowed-uids", "--allowed-gids", "--no-tcp", "--file-mode", "--log-format", "--workers",
+    "--tutorial-env", "--help-long", "--help-man", "--version",
 ]
 
 
@@ -26,6 +29,36 @@ def test_help_lists_every_flag(run_authserver):
     assert result.returncode == 0
     for flag in CONTRACT_FLAGS:
         assert re.search(r"(^|[\s,])%s\b" % re.escape(flag), result.stdout), flag
+
+
+def test_help_points_to_help_long_and_help_man_and_both_work(run_authserver):
+    short = run_authserver("--help")
+    assert "also try --help-long and --help-man" in " ".join(short.stdout.split())
+    long_help = run_authserver("--help-long")
+    assert long_help.returncode == 0 and long_help.stderr == ""
+    for flag in CONTRACT_FLAGS:
+        assert re.search(r"(^|[\s,])%s\b" % re.escape(flag), long_help.stdout), flag
+    assert "OKERA_AUTHSERVER_MAX_CONNECTIONS" in long_help.stdout
+    man = run_authserver("--help-man")
+    assert man.returncode == 0 and man.stdout.startswith(".TH OKERA\\-AUTHSERVER 1 ")
+
+
+@pytest.mark.skipif(not shutil.which("groff"), reason="needs groff to typeset the manual page")
+def test_man_page_typesets_without_warnings(run_authserver, tmp_path):
+    page = tmp_path / "okera-authserver.1"
+    page.write_text(run_authserver("--help-man").stdout)
+    typeset = subprocess.run(["groff", "-man", "-ww", "-Tutf8", str(page)], capture_output=True, text=True,
+                             check=False, timeout=60)
+    assert typeset.returncode == 0 and typeset.stderr == "", typeset.stderr
+    text = re.sub(r".\x08", "", typeset.stdout)  # no overstrike (bold) in what is compared
+    assert "okera-authserver - mint per-user JWTs" in text
+    assert "OKERA_AUTHSERVER_TUTORIAL_ENV" in text
+
+
+def test_version_is_the_package_version(run_authserver):
+    result = run_authserver("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "okera-authserver %s\n" % metadata.version("okera-auth"), "")
 
 
 def _start_error(run_authserver, *args: str, env=None) -> str:
@@ -142,8 +175,8 @@ def test_key_readable_by_others_draws_a_warning(start_daemon, pem_key, tmp_path)
     key.write_bytes(pem_key.read_bytes())
     os.chmod(key, 0o644)
     daemon = start_daemon(key=key)
-    assert re.search(r"^warning: private key .*open\.pem is readable by group or others "
-                     r"\(mode 0644\)", daemon.log(), re.M)
+    assert re.search(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d warning: private key .*open\.pem is "
+                     r"readable by group or others \(mode 0644\)", daemon.log(), re.M)
 
 
 def test_private_key_with_0600_draws_no_warning(start_daemon):

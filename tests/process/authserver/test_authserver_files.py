@@ -160,5 +160,5 @@ def test_unprivileged_user_outside_the_group_is_refused_at_start(start_daemon, p
     with _owned_workdir(pem_key, uid, gid) as (workdir, key):
         with pytest.raises(AssertionError, match="exited"):
             start_daemon("-g", str(OTHER_GID), key=key, workdir=workdir, run_as=(uid, gid, []))
-        errors = (workdir / "daemon.err").read_text()
+        errors = (workdir / "daemon.log").read_text()  # stderr
         assert errors.count("\n") == 1 and "gid %d" % OTHER_GID in errors

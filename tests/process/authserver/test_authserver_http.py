@@ -156,7 +156,7 @@ def test_bad_user_names_are_refused_and_write_nothing(refusing_daemon, path):
     assert status == 400, body
     assert body.startswith("bad user name:") and body.count("\n") == 1
     assert list(daemon.directory.iterdir()) == []
-    assert sorted(p.name for p in daemon.workdir.iterdir()) == ["daemon.err", "daemon.log", "tokens"]
+    assert sorted(p.name for p in daemon.workdir.iterdir()) == ["daemon.log", "daemon.out", "tokens"]
 
 
 def test_longest_allowed_name_is_served(start_daemon):

@@ -32,5 +32,5 @@ def test_over_http_any_path_answers_cleanly_and_writes_only_inside(shared_daemon
     if status == 200:
         path = Path(answer.split(b"\r\n\r\n", 1)[1].decode())
         assert path.parent == daemon.directory and path.exists()
-    assert sorted(p.name for p in daemon.workdir.iterdir()) == ["daemon.err", "daemon.log", "tokens"]
+    assert sorted(p.name for p in daemon.workdir.iterdir()) == ["daemon.log", "daemon.out", "tokens"]
     assert all(p.parent == daemon.directory for p in daemon.directory.rglob("*"))

@@ -109,3 +109,63 @@ def test_readme_options_table_lists_every_option_with_its_variable():
         assert row is not None, option.long_flag
         assert "`%s%s`" % (ENV_PREFIX, option.env_name) in row, option.long_flag
     assert len(rows) == len(OPTIONS)
+
+
+# --- Okera's tutorial container names (PORT, TOKEN_DIR, SECRET_DIR, ...) --------------------
+
+TUTORIAL_ENV = {"PORT": "5002", "TOKEN_DIR": "/usr/share/myservice/tokens",
+                "SECRET_DIR": "/etc/secrets", "ALGORITHM": "RSA256", "GID": "2000"}
+
+
+def test_tutorial_names_are_read_only_in_tutorial_mode():
+    plain = parse_settings(["-k", "k"], environ=TUTORIAL_ENV)
+    assert (plain.port, plain.directory, plain.algorithm, plain.group) == (5001, "/tmp/tokens", "rsa512", "okera")
+    for switch, environ in ((["--tutorial-env"], TUTORIAL_ENV),
+                            ([], dict(TUTORIAL_ENV, OKERA_AUTHSERVER_TUTORIAL_ENV="true"))):
+        settings = parse_settings(switch, environ=environ)
+        assert settings.tutorial_env
+        assert (settings.port, settings.directory, settings.private_key, settings.algorithm, settings.group) == (
+            5002, "/usr/share/myservice/tokens", "/etc/secrets/JWT_PRIVATE_KEY", "RSA256", "2000")
+
+
+@pytest.mark.parametrize("environ, key", [
+    ({"SECRET_DIR": "/etc/secrets"}, "/etc/secrets/JWT_PRIVATE_KEY"),
+    ({"SECRET_DIR": "/etc/secrets/", "PRIVATE_KEY_FILE": "id_rsa"}, "/etc/secrets/id_rsa"),
+    ({"PRIVATE_KEY_FILE": "/keys/id_rsa"}, "/keys/id_rsa"),
+    ({"SECRET_DIR": "/s", "PRIVATE_KEY_FILE": "/abs/key"}, "/abs/key"),
+])
+def test_tutorial_key_is_secret_dir_and_key_file(environ, key):
+    assert parse_settings(["--tutorial-env"], environ=environ).private_key == key
+
+
+def test_precedence_is_flag_then_okera_authserver_then_tutorial_then_default():
+    environ = dict(TUTORIAL_ENV, OKERA_AUTHSERVER_PORT="6000", OKERA_AUTHSERVER_PRIVATE_KEY="/own.pem",
+                   OKERA_AUTHSERVER_TUTORIAL_ENV="yes")
+    settings = parse_settings([], environ=environ)
+    assert (settings.port, settings.private_key, settings.directory) == (6000, "/own.pem", "/usr/share/myservice/tokens")
+    assert parse_settings(["-p", "7000", "-d", "/d"], environ=environ).port == 7000
+    assert parse_settings(["-p", "7000", "-d", "/d"], environ=environ).directory == "/d"
+    assert parse_settings([], environ=dict(environ, PORT="")).port == 6000
+    assert parse_settings([], environ={"OKERA_AUTHSERVER_TUTORIAL_ENV": "true", "SECRET_DIR": "/s",
+                                       "PORT": ""}).port == 5001  # empty counts as unset
+
+
+def test_tutorial_mode_can_be_turned_off_in_the_environment():
+    settings = parse_settings(["-k", "k"], environ=dict(TUTORIAL_ENV, OKERA_AUTHSERVER_TUTORIAL_ENV="false"))
+    assert not settings.tutorial_env and settings.port == 5001
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"SECRET_DIR": "/s", "PORT": "http"}, "PORT 'http' is not a whole number"),
+    ({"SECRET_DIR": "/s", "PORT": "70000"}, "port 70000 is not between 0 and 65535"),
+    ({"TOKEN_DIR": "/t"}, "no private key given: use -k/--private-key PATH (or OKERA_AUTHSERVER_PRIVATE_KEY, "
+                          "or SECRET_DIR with the key in $SECRET_DIR/JWT_PRIVATE_KEY)"),
+])
+def test_bad_tutorial_values_name_the_variable(environ, message):
+    with pytest.raises(StartupError, match=re.escape(message)):
+        parse_settings(["--tutorial-env"], environ=environ)
+
+
+def test_every_tutorial_name_belongs_to_one_option():
+    names = [name for option in OPTIONS for name in option.tutorial_env]
+    assert sorted(names) == sorted(["PORT", "TOKEN_DIR", "SECRET_DIR", "PRIVATE_KEY_FILE", "ALGORITHM", "GID"])
