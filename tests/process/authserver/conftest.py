@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from authserver_harness import Daemon, ssh_keygen
+from authserver_process import Daemon, ssh_keygen
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional
 import bcrypt
 import pytest
 
-from authserver_harness import public_pem
+from authserver_process import public_pem
 from okera_rest_stub import OkeraRestStub
 
 LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+) ")

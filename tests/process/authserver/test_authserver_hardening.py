@@ -16,7 +16,7 @@ from typing import List
 
 import pytest
 
-from authserver_harness import Daemon, raw_exchange, verify_with_library
+from authserver_process import Daemon, raw_exchange, verify_with_library
 from okera_auth.module_utils.tokens import decode_unverified
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from authserver_harness import Daemon, public_pem, raw_exchange, verify_with_library, verify_with_openssl
+from authserver_process import Daemon, public_pem, raw_exchange, verify_with_library, verify_with_openssl
 from okera_auth.module_utils.keys import load_public_keys
 from okera_auth.module_utils.tokens import decode_unverified, verify
 

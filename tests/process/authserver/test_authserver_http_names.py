@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authserver_harness import Daemon, raw_exchange
+from authserver_process import Daemon, raw_exchange
 from user_name_paths import PATHS
 
 

@@ -10,7 +10,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from authserver_harness import ssh_keygen
+from authserver_process import ssh_keygen
 from okera_auth.module_utils.tokens import decode_unverified
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from authserver_harness import ssh_keygen, verify_with_library, verify_with_openssl
+from authserver_process import ssh_keygen, verify_with_library, verify_with_openssl
 from okera_auth.module_utils.tokens import decode_unverified
 
 

@@ -20,7 +20,7 @@ from typing import Dict, List
 
 import pytest
 
-from authserver_harness import REPO_ROOT, READY, verify_with_library, verify_with_openssl
+from authserver_process import REPO_ROOT, READY, verify_with_library, verify_with_openssl
 
 needs_namespaces = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare"),

@@ -2,11 +2,8 @@
 and a relay that hands the server's answer over only after the token file is gone."""
 from __future__ import annotations
 
-import http.client
 import os
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,13 +15,11 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from authserver_process import Daemon
 from okera_auth.client import forget_tokens
 from okera_auth.module_utils.keys import load_public_keys
 from okera_auth.module_utils.tokens import verify
 
-LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
-READY = re.compile(r"Signing with .* key kid=")  # logged once every listener is in place
-ISSUED = re.compile(r"^okera_authserver_tokens_issued_total (\d+)$", re.MULTILINE)
 CLIENT_USER = "janedoe"
 
 
@@ -32,67 +27,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-class AuthServer:
-    """One okera-authserver process; its output goes to files (never a pipe it could fill)."""
-
-    def __init__(self, workdir: Path, key: Path, args: List[str], tcp: bool = True,
-                 port: int = 0) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.directory = workdir / "tokens"
-        self.log_path = workdir / "authserver.log"
-        # Servers may share a work directory one after the other: read only our lines.
-        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        command = [sys.executable, "-m", "okera_auth.authserver", "-k", str(key),
-                   "-d", str(self.directory), "-g", str(os.getgid())]
-        command += ["-p", str(port)] if tcp else []
-        with open(self.log_path, "ab") as out:
-            self.process = subprocess.Popen(command + args, stdout=out, stderr=subprocess.STDOUT)
-        self.port = int(self.wait_for_log(LISTENING).group(1)) if tcp else 0
-        self.wait_for_log(READY)
-
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
-
-    def log(self) -> str:
-        with open(self.log_path, "rb") as handle:
-            handle.seek(self.log_start)
-            return handle.read().decode()
-
-    def wait_for_log(self, pattern: "re.Pattern", timeout: float = 15.0) -> "re.Match":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = pattern.search(self.log())
-            if match:
-                return match
-            if self.process.poll() is not None:
-                raise AssertionError("okera-authserver exited (%s): %s"
-                                     % (self.process.returncode, self.log()))
-            time.sleep(0.02)
-        raise AssertionError("%r not seen in the server's log: %s" % (pattern.pattern, self.log()))
-
-    def tokens_issued(self) -> int:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request("GET", "/metrics")
-            return int(ISSUED.search(connection.getresponse().read().decode()).group(1))
-        finally:
-            connection.close()
-
-    def token_files(self) -> List[Path]:
-        return sorted(self.directory.glob("*.token"))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(20) == 0
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 class HoldingProxy:
@@ -193,13 +127,14 @@ def open_dir():
 
 @pytest.fixture
 def start_authserver(signing_key, tmp_path):
-    """start_authserver(*args, tcp=True, port=0, workdir=None) -> a running AuthServer, killed
+    """start_authserver(*args, tcp=True, port=0, workdir=None) -> a running Daemon, killed
     at teardown."""
-    started: List[AuthServer] = []
+    started: List[Daemon] = []
 
     def start(*args: str, tcp: bool = True, port: int = 0,
-              workdir: Optional[Path] = None) -> AuthServer:
-        server = AuthServer(workdir or tmp_path / "server", signing_key, list(args), tcp, port)
+              workdir: Optional[Path] = None) -> Daemon:
+        server = Daemon(workdir or tmp_path / "server", signing_key,
+                        (["-p", str(port)] if tcp and port else []) + list(args), tcp=tcp)
         started.append(server)
         return server
 
@@ -213,7 +148,7 @@ def holding_proxy():
     """holding_proxy(server) -> a HoldingProxy in front of the server's TCP port."""
     proxies: List[HoldingProxy] = []
 
-    def start(server: AuthServer) -> HoldingProxy:
+    def start(server: Daemon) -> HoldingProxy:
         proxy = HoldingProxy(server.port)
         proxies.append(proxy)
         return proxy

@@ -121,7 +121,7 @@ def test_server_down_is_one_line_naming_the_url(run_okera_token, dead_url):
 def test_server_down_uses_a_cached_token_that_has_not_expired(start_authserver, run_okera_token):
     server = start_authserver("--ttl", "4m")  # always within the 5m margin: asked every time
     token = _printed_token(run_okera_token("--url", server.url))
-    server.stop()
+    assert server.stop() == 0
     assert _printed_token(run_okera_token("--url", server.url)) == token
 
 
@@ -254,7 +254,7 @@ def test_concurrent_callers_get_valid_tokens_and_keep_the_last_one_while_the_ser
     for thread in threads:
         thread.start()
     time.sleep(0.7)
-    server.stop()
+    assert server.stop() == 0
     stopped_at = time.monotonic()
     time.sleep(0.5)
     stop_calling.set()
@@ -287,7 +287,7 @@ def test_server_restart_keeps_the_last_good_token_then_takes_a_new_one(
         start_authserver, check_token, tmp_path, unused_port):
     server = start_authserver("--ttl", "1h", port=unused_port)
     first = get_token("erin", url=server.url, min_valid="2h")
-    server.stop()
+    assert server.stop() == 0
     assert get_token("erin", url=server.url, min_valid="2h") == first
     restarted = start_authserver("--ttl", "1h", port=unused_port, workdir=tmp_path / "restarted")
     second = get_token("erin", url=restarted.url, min_valid="2h")

@@ -1,4 +1,5 @@
-"""Helpers for the okera-authserver tests: a real server process, independent token checks."""
+"""okera-authserver as a real process for the tests (of the daemon and of its clients), and
+token checks independent of the code under test."""
 from __future__ import annotations
 
 import base64
@@ -17,9 +18,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 from okera_auth.module_utils.keys import load_public_keys
 from okera_auth.module_utils.tokens import verify
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(r"Listening on http://(\[[0-9a-f:]+\]|[0-9.]+):(\d+)")
 READY = re.compile(r"Signing with .* key kid=")
+ISSUED = re.compile(r"^okera_authserver_tokens_issued_total (\d+)$", re.MULTILINE)
 
 
 def ssh_keygen(directory: Path, *options: str) -> Path:
@@ -92,6 +94,7 @@ class Daemon:
                  preexec_fn: Optional[Callable[[], None]] = None) -> None:
         """``run_as`` (uid, gid, supplementary gids) starts the server as that user;
         ``preexec_fn`` runs in the child before the server starts (e.g. to set a limit)."""
+        workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.directory = workdir / "tokens"
         self.log_path = workdir / "daemon.log"
@@ -145,6 +148,16 @@ class Daemon:
             return response.status, dict(response.getheaders()), response.read().decode()
         finally:
             connection.close()
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.port
+
+    def tokens_issued(self) -> int:
+        """okera_authserver_tokens_issued_total, from /metrics."""
+        status, _headers, body = self.get("/metrics")
+        assert status == 200, body
+        return int(ISSUED.search(body).group(1))
 
     def token_json(self, user: str) -> dict:
         status, _headers, body = self.get("/%s?format=json" % user)
