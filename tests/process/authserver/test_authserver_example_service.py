@@ -112,7 +112,7 @@ def test_tutorial_user_gets_the_databases_through_a_verified_token(start_daemon,
 def test_a_remembered_token_is_reused(start_daemon, rest_stub, start_service):
     daemon = start_daemon()
     service = start_service("--rest-url", rest_stub.url, env=_authserver_env(daemon))
-    for _ in range(3):
+    for _attempt in range(3):
         assert service.curl()[0] == 200
     assert daemon.log().count("Generated token:") == 1
     assert rest_stub.callers == ["test"] * 3
