@@ -1,48 +1,59 @@
-"""okera-authserver under load on 127.0.0.1, against the signing ceiling measured in the same run.
+"""okera-authserver against its peers and against the signing ceiling, in interleaved rounds.
 
-Prints: the ceiling (the token library minting RS512/RSA-2048 tokens in 2 threads), the server's
-tokens/s and p50/p99 latency at 16 keep-alive clients (wrk -t2 -c16), errors, the ratio, the
-server's CPU per request, its RSS under load and once the files are deleted, its RSS after each
-half of about 100,000 more requests (on a second server deleting after 1 s, so that the files
-pending do not hide a leak), and the token files left after the delete windows.
-Needs wrk (Debian: apt-get install wrk). Not part of the test run.
+The same job in every server: GET /<user> signs an RS512 JWT (RSA-2048, key loaded once),
+writes it to a 0640 file given to a group, answers the path, and deletes the file later. The
+servers: okera-authserver with --processes auto (a node) and with --processes 1 (a sidecar),
+a Node.js server (node:http + node:crypto, benchmarks/peers/authserver.js), a Go server
+(standard library only, benchmarks/peers/authserver.go; when `go` is installed) and the
+tutorials' Python server (ThreadingHTTPServer + PyJWT, benchmarks/peers/naive_authserver.py).
 
-    python benchmarks/bench_authserver.py [--duration 10] [--requests 100000] [--directory DIR]
+Each round measures the ceiling first (cryptography signing the same input in 2 threads, the
+most any server could mint on these cores), then runs wrk against every server, connection
+count and token directory (tmpfs and ext4), the servers' order turning from round to round.
+The table gives medians over the rounds; ratios (to the ceiling, to Node.js) are taken
+within each round, then their median. Then: okera-authserver's RSS over about 100,000 more
+requests (files deleted after 1 s so that pending files do not hide a leak), its start to
+first answer and idle RSS per instance, and "goal met / not met" lines.
+Needs wrk (Debian: apt-get install wrk) and node; go is optional. Not part of the test run.
+
+    python benchmarks/bench_authserver.py [--quick] [--rounds 3] [--duration 5]
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Dict, List, Optional
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-
-GOALS = {"ratio": 0.6, "p99_ms": 50.0, "rss_growth": 0.02}
+PEERS = Path(__file__).resolve().parent / "peers"
+GOALS = {"vs_node": 1.1, "ratio": 0.6, "rss_growth": 0.02, "worker_rss_mib": 30.0,
+         "first_answer_ms": 150.0}
 MAX_HALF_SECONDS = 120
 
 
-def signing_ceiling(key, seconds: float = 3.0, threads: int = 2) -> float:
-    """Tokens/s of the library alone: mint() as the server calls it, in ``threads`` threads."""
-    from okera_auth.module_utils.tokens import Signer, TokenSpec, mint
-
-    signer = Signer(key, "RS512")
-    spec = TokenSpec(subject="janedoe", jti=True)
+def signing_ceiling(key, seconds: float, threads: int = 2) -> float:
+    """Signatures/s of cryptography alone (RS512 over a token-sized input) in ``threads``."""
+    data = b"x" * 300
+    pad, digest = padding.PKCS1v15(), hashes.SHA512()
     counts = [0] * threads
     deadline = time.monotonic() + seconds
 
     def work(index: int) -> None:
         while time.monotonic() < deadline:
-            mint(signer, spec)
+            key.sign(data, pad, digest)
             counts[index] += 1
 
     started = time.monotonic()
@@ -54,27 +65,48 @@ def signing_ceiling(key, seconds: float = 3.0, threads: int = 2) -> float:
     return sum(counts) / (time.monotonic() - started)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int) -> List[int]:
+    """``pid`` and its children (the worker processes of a supervisor)."""
+    pids = [pid]
+    try:
+        children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        pids.extend(process_tree(int(child)))
+    return pids
 
 
 def rss_kib(pid: int) -> int:
-    status = Path("/proc/%d/status" % pid).read_text()
+    try:
+        status = Path("/proc/%d/status" % pid).read_text()
+    except OSError:
+        return 0
     return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
 
 
-def wrk(url: str, seconds: float, connections: int = 16, threads: int = 2) -> dict:
-    result = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds,
-                             "--latency", "--timeout", "5s", url],
-                            capture_output=True, text=True, check=True)
+def cpu_seconds(pids: List[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def wrk(url: str, seconds: float, connections: int) -> dict:
+    threads = min(2, connections)
+    result = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections,
+                             "-d%ds" % max(1, round(seconds)), "--latency", "--timeout", "5s",
+                             url], capture_output=True, text=True, check=True)
     text = result.stdout
 
     def latency_ms(percent: str) -> float:
         match = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m)\s*$" % percent, text, re.M)
         if match is None:
-            raise SystemExit("cannot read the %s%% latency from wrk's output:\n%s" % (percent, text))
+            return float("nan")
         return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[
             match.group(2)]
 
@@ -91,31 +123,133 @@ def wrk(url: str, seconds: float, connections: int = 16, threads: int = 2) -> di
             "p50": latency_ms("50"), "p99": latency_ms("99"), "errors": errors}
 
 
-def wrk_until(url: str, requests: int, step_seconds: int = 15) -> dict:
-    """wrk runs of ``step_seconds`` until ``requests`` are served (or MAX_HALF_SECONDS pass)."""
-    runs: list = []
-    while sum(run["requests"] for run in runs) < requests and \
-            len(runs) * step_seconds < MAX_HALF_SECONDS:
-        runs.append(wrk(url, step_seconds))
-    return {"requests": sum(run["requests"] for run in runs),
-            "errors": sum(run["errors"] for run in runs),
-            "rps": sum(run["rps"] for run in runs) / len(runs),
-            "p99": max(run["p99"] for run in runs)}
+def filesystem(path: Path) -> str:
+    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+class Server:
+    """One server process under test; its output goes to a log file."""
+
+    LISTENING = re.compile(r"Listening on (http://[0-9.:\[\]]+)")
+
+    def __init__(self, name: str, command: List[str], log: Path,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.name = name
+        self.log = log
+        started = time.monotonic()
+        environment = dict(os.environ, **(env or {}))
+        with open(log, "wb") as output:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                            env=environment)
+        deadline = time.monotonic() + 30
+        self.url = ""
+        while time.monotonic() < deadline and self.process.poll() is None:
+            match = self.LISTENING.search(log.read_text(errors="replace"))
+            if match and "Signing with" in log.read_text(errors="replace") or (
+                    match and not name.startswith("okera")):
+                self.url = match.group(1)
+                break
+            time.sleep(0.002)
+        if not self.url:
+            raise SystemExit("%s did not start: %s" % (name, log.read_text(errors="replace")))
+        self.first_answer_ms = self._first_answer(started)
+
+    def _first_answer(self, started: float) -> float:
+        host, port = self.url[len("http://"):].rsplit(":", 1)
+        while True:
+            try:
+                connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=5)
+                connection.request("GET", "/janedoe")
+                response = connection.getresponse()
+                response.read()
+                connection.close()
+                if response.status == 200:
+                    return (time.monotonic() - started) * 1000
+            except OSError:
+                pass
+            if time.monotonic() - started > 30:
+                return float("nan")
+            time.sleep(0.001)
+
+    @property
+    def pids(self) -> List[int]:
+        return process_tree(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def build_go(work: Path) -> Optional[Path]:
+    if not shutil.which("go"):
+        return None
+    source = work / "go"
+    source.mkdir()
+    shutil.copy(PEERS / "authserver.go", source / "main.go")
+    (source / "go.mod").write_text("module peer\n\ngo 1.19\n")
+    binary = work / "authserver-go"
+    result = subprocess.run(["go", "build", "-o", str(binary), "."], cwd=source,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        print("go build failed, no Go server: %s" % result.stderr.strip(), file=sys.stderr)
+        return None
+    return binary
+
+
+def commands(name: str, key: Path, directory: Path, go_binary: Optional[Path],
+             delete_after: int = 10) -> Optional[List[str]]:
+    gid = str(os.getgid())
+    if name.startswith("okera-authserver"):
+        processes = "auto" if name.endswith("auto") else "1"
+        return [sys.executable, "-m", "okera_auth.authserver", "-k", str(key), "-d",
+                str(directory), "-g", gid, "-p", "0", "--delete-after", str(delete_after),
+                "--processes", processes]
+    if name == "node":
+        return ["node", str(PEERS / "authserver.js"), "--key", str(key), "--directory",
+                str(directory), "--gid", gid, "--delete-after", str(delete_after)]
+    if name == "go":
+        return None if go_binary is None else [
+            str(go_binary), "-key", str(key), "-directory", str(directory), "-gid", gid,
+            "-delete-after", "%ds" % delete_after]
+    if name == "python-naive":
+        return [sys.executable, str(PEERS / "naive_authserver.py"), "--key", str(key),
+                "--directory", str(directory), "--gid", gid, "--delete-after",
+                str(delete_after)]
+    raise ValueError(name)
+
+
+OURS = "okera-authserver --processes auto"
+SIDECAR = "okera-authserver --processes 1"
+SERVERS = (OURS, SIDECAR, "node", "go", "python-naive")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds of the measured wrk run")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round of 1 s runs, 10,000 requests for memory: under 2 minutes")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of each wrk run")
+    parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--requests", type=int, default=100000,
                         help="requests of the memory run (about)")
-    parser.add_argument("--directory", default=None,
-                        help="token directory (default: a new one under /tmp)")
-    parser.add_argument("--delete-after", type=int, default=10)
+    parser.add_argument("--tmpfs", default="/dev/shm", help="a directory on tmpfs")
+    parser.add_argument("--ext4", default="/tmp", help="a directory on ext4 (or another disk)")
+    parser.add_argument("--servers", default=",".join(SERVERS))
     options = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
-        return 2
-
+    if options.quick:
+        options.rounds, options.duration, options.requests = 1, 1.0, 10000
+    for tool in ("wrk", "node"):
+        if not shutil.which(tool):
+            print("%s is needed (Debian: apt-get install %s)" % (tool, tool), file=sys.stderr)
+            return 2
+    connections = [int(item) for item in options.connections.split(",")]
+    names = [name for name in options.servers.split(",") if name]
     work = Path(tempfile.mkdtemp(prefix="bench-authserver-"))
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_path = work / "key.pem"
@@ -123,94 +257,219 @@ def main() -> int:
                                            serialization.PrivateFormat.TraditionalOpenSSL,
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
-    directory = Path(options.directory) if options.directory else work / "tokens"
-    memory_directory = directory.with_name(directory.name + "-memory")
-    servers: list = []
-
-    def start(token_dir: Path, delete_after: int) -> str:
-        """Start a server; returns the URL of a token request."""
-        log_path = work / ("server-%d.log" % len(servers))
-        with open(log_path, "wb") as log:
-            servers.append(subprocess.Popen(
-                [sys.executable, "-m", "okera_auth.authserver", "-k", str(key_path), "-d",
-                 str(token_dir), "-g", str(os.getgid()), "-p", "0",
-                 "--delete-after", str(delete_after)],
-                stdout=log, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and servers[-1].poll() is None:
-            match = re.search(r"Listening on (http://\S+)", log_path.read_text())
-            if match:
-                return match.group(1) + "/janedoe"
-            time.sleep(0.05)
-        raise SystemExit("the server did not start: %s" % log_path.read_text())
-
+    go_binary = build_go(work) if "go" in names else None
+    places = {}
+    for label, base in (("tmpfs", options.tmpfs), ("ext4", options.ext4)):
+        kind = filesystem(Path(base))
+        place = Path(tempfile.mkdtemp(prefix="bench-authserver-", dir=base))
+        places[label] = (place, kind)
+    servers: Dict[tuple, Server] = {}
+    started_at = time.monotonic()
     try:
-        url = start(directory, options.delete_after)
-        server = servers[-1]
-        settle = options.delete_after + 2
-        wrk(url, 2)  # warm-up
-        # Other work on the machine moves both figures: measure the ceiling right before
-        # and right after the server, and compare with their mean.
-        ceiling_before = signing_ceiling(key)
-        cpu_start = cpu_seconds(server.pid)
-        measured = wrk(url, options.duration)
-        cpu_per_request = (cpu_seconds(server.pid) - cpu_start) / max(measured["requests"], 1)
-        ceiling_after = signing_ceiling(key)
-        ceiling = (ceiling_before + ceiling_after) / 2
-        ratio = measured["rps"] / ceiling
-        rss_loaded = rss_kib(server.pid)
-        time.sleep(settle)
-        left = len(list(directory.glob("*.token")))
-        rss_settled = rss_kib(server.pid)
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
-
-        # Memory over about options.requests more, on a second server deleting after 1 s: with
-        # 10 s, RSS follows the ~rate x 10 files pending (bounded, but as noisy as the rate);
-        # with 1 s what is left is what the requests themselves keep, if anything.
-        memory_url = start(memory_directory, 1)
-        memory_server = servers[-1]
-        wrk(memory_url, 2)
-        time.sleep(3)
-        rss_memory = [rss_kib(memory_server.pid)]
-        halves = []
-        for _round in range(2):
-            halves.append(wrk_until(memory_url, options.requests // 2))
-            time.sleep(3)
-            rss_memory.append(rss_kib(memory_server.pid))
-        left += len(list(memory_directory.glob("*.token")))
-        errors = measured["errors"] + sum(half["errors"] for half in halves)
-        growth = (rss_memory[2] - rss_memory[1]) / rss_memory[1]
-        print("token directory           %s" % directory)
-        print("signing ceiling           %.0f tokens/s (library, RS512 RSA-2048, 2 threads; "
-              "%.0f before, %.0f after the server run)" % (ceiling, ceiling_before, ceiling_after))
-        print("server                    %.0f tokens/s (wrk -t2 -c16 keep-alive, %d s)"
-              % (measured["rps"], options.duration))
-        print("latency                   p50 %.2f ms, p99 %.2f ms" % (measured["p50"], measured["p99"]))
-        print("server CPU                %.3f ms per request (signing, file, HTTP, deletion)"
-              % (cpu_per_request * 1000))
-        print("errors                    %d" % errors)
-        print("ratio                     %.2f (goal >= %.1f)" % (ratio, GOALS["ratio"]))
-        print("RSS, %2d s delete window   %d KiB under load, %d KiB once the files are deleted"
-              % (options.delete_after, rss_loaded, rss_settled))
-        print("memory run (1 s window)   %d + %d requests at %.0f/s, p99 %.2f ms"
-              % (halves[0]["requests"], halves[1]["requests"],
-                 sum(h["rps"] for h in halves) / 2, max(h["p99"] for h in halves)))
-        print("RSS, 1 s delete window    %d KiB after warm-up, %d KiB after the first half, "
-              "%d KiB after the second (%+.1f%%)"
-              % (rss_memory[0], rss_memory[1], rss_memory[2], growth * 100))
-        print("token files left          %d (after the delete windows)" % left)
-        met = (ratio >= GOALS["ratio"] and errors == 0 and measured["p99"] < GOALS["p99_ms"]
-               and left == 0 and growth < GOALS["rss_growth"])
-        print("goals                     %s" % ("met" if met else "NOT met"))
-        return 0
+        for label, (place, _kind) in places.items():
+            for name in names:
+                command = commands(name, key_path, place / name.split()[-1].strip("-"),
+                                   go_binary)
+                if command is None:
+                    continue
+                servers[(name, label)] = Server(name, command, work / ("%s-%s.log" % (
+                    name.replace(" ", "_"), label)))
+        names = [name for name in names if any(key_ == (name, label)
+                                               for key_ in servers for label in places)]
+        for server in servers.values():  # warm-up
+            wrk(server.url + "/janedoe", 1, 16)
+        runs: Dict[tuple, List[dict]] = {}
+        cpu: Dict[tuple, List[float]] = {}
+        ceilings = []
+        for round_index in range(options.rounds):
+            ceiling = signing_ceiling(key, 2.0 if not options.quick else 1.5)
+            ceilings.append(ceiling)
+            order = names[round_index % len(names):] + names[:round_index % len(names)]
+            for label in places:
+                for count in connections:
+                    node_rps = None
+                    results = {}
+                    for name in order:
+                        server = servers.get((name, label))
+                        if server is None:
+                            continue
+                        pids = server.pids
+                        before = cpu_seconds(pids)
+                        result = wrk(server.url + "/janedoe", options.duration, count)
+                        cpu.setdefault((name, label, count), []).append(
+                            (cpu_seconds(pids) - before) / max(1, result["requests"]))
+                        result["ceiling"] = ceiling
+                        results[name] = result
+                    node_rps = results.get("node", {}).get("rps")
+                    for name, result in results.items():
+                        result["vs_node"] = result["rps"] / node_rps if node_rps else float("nan")
+                        runs.setdefault((name, label, count), []).append(result)
+            print("round %d of %d done (ceiling %.0f signatures/s, %.0f s so far)"
+                  % (round_index + 1, options.rounds, ceiling, time.monotonic() - started_at),
+                  file=sys.stderr)
+        first_answers = {name: server.first_answer_ms for (name, label), server
+                         in servers.items() if label == "tmpfs"}
+        idle_rss = {}
+        for (name, label), server in servers.items():
+            if label == "tmpfs":
+                idle_rss[name] = [rss_kib(pid) for pid in server.pids]
+        for server in servers.values():
+            server.stop()
+        servers.clear()
+        memory = memory_run(key_path, places["tmpfs"][0] / "memory", options, work)
+        instance = per_instance(key_path, places["tmpfs"][0] / "instance", work)
     finally:
-        for process in servers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(60)
+        for server in servers.values():
+            server.stop()
+        for place, _kind in places.values():
+            shutil.rmtree(place, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(memory_directory, ignore_errors=True)
+    report(runs, cpu, ceilings, places, connections, names, memory, instance, first_answers,
+           idle_rss, options, time.monotonic() - started_at)
+    return 0
+
+
+def memory_run(key_path: Path, directory: Path, options, work: Path) -> dict:
+    """okera-authserver --processes auto over options.requests requests, files deleted after
+    1 s: the RSS of every process after warm-up and after each half."""
+    server = Server(OURS, commands(OURS, key_path, directory, None, delete_after=1),
+                    work / "memory.log")
+    try:
+        wrk(server.url + "/janedoe", 2, 16)
+        time.sleep(2)
+        rss = [sum(rss_kib(pid) for pid in server.pids)]
+        halves = []
+        for _half in range(2):
+            served = {"requests": 0, "errors": 0, "rps": []}
+            begun = time.monotonic()
+            while served["requests"] < options.requests // 2 and \
+                    time.monotonic() - begun < MAX_HALF_SECONDS:
+                result = wrk(server.url + "/janedoe", 5, 16)
+                served["requests"] += result["requests"]
+                served["errors"] += result["errors"]
+                served["rps"].append(result["rps"])
+            halves.append(served)
+            time.sleep(2)
+            rss.append(sum(rss_kib(pid) for pid in server.pids))
+        left = len(list(directory.glob("*.token")))
+    finally:
+        server.stop()
+    left_after_stop = len(list(directory.glob("*.token")))
+    return {"rss": rss, "halves": halves, "left": left, "left_after_stop": left_after_stop,
+            "growth": (rss[2] - rss[1]) / rss[1]}
+
+
+def per_instance(key_path: Path, directory: Path, work: Path) -> dict:
+    """One --processes 1 server (a sidecar): start to first answer, RSS idle after start and
+    idle after 2,000 requests once their files are deleted (median of 3 starts)."""
+    starts, idle, loaded = [], [], []
+    directory.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):
+        server = Server(SIDECAR, commands(SIDECAR, key_path, directory / str(attempt), None,
+                                          delete_after=1), work / ("instance-%d.log" % attempt))
+        try:
+            starts.append(server.first_answer_ms)
+            time.sleep(0.5)
+            idle.append(rss_kib(server.process.pid))
+            wrk(server.url + "/janedoe", 1, 4)
+            time.sleep(2.5)
+            loaded.append(rss_kib(server.process.pid))
+        finally:
+            server.stop()
+    return {"first_answer_ms": statistics.median(starts), "rss_idle": statistics.median(idle),
+            "rss_after_load": statistics.median(loaded)}
+
+
+def _median(values: List[float]) -> float:
+    values = [value for value in values if value == value]
+    return statistics.median(values) if values else float("nan")
+
+
+def report(runs, cpu, ceilings, places, connections, names, memory, instance, first_answers,
+           idle_rss, options, elapsed) -> None:
+    print()
+    print("Signing ceiling (cryptography, RS512 RSA-2048, 2 threads), per round: %s signatures/s"
+          % ", ".join("%.0f" % value for value in ceilings))
+    for label, (place, kind) in places.items():
+        print("%-6s token directory: %s (%s)" % (label, place, kind))
+    print("%d round(s), wrk %.0f s per run; medians over rounds; ratios taken within each "
+          "round" % (options.rounds, options.duration))
+    print()
+    header = ("| server | dir | conns | tokens/s | x ceiling | x Node.js | p50 ms | p99 ms "
+              "| errors | CPU ms/token |")
+    print(header)
+    print("|" + "---|" * 10)
+    for label in places:
+        for count in connections:
+            for name in names:
+                results = runs.get((name, label, count))
+                if not results:
+                    continue
+                print("| %s | %s | %d | %s | %.2f | %.2f | %.1f | %.1f | %d | %.3f |" % (
+                    name, label, count, "{:,.0f}".format(_median([r["rps"] for r in results])),
+                    _median([r["rps"] / r["ceiling"] for r in results]),
+                    _median([r["vs_node"] for r in results]),
+                    _median([r["p50"] for r in results]), _median([r["p99"] for r in results]),
+                    sum(r["errors"] for r in results),
+                    _median(cpu[(name, label, count)]) * 1000))
+    print()
+    halves = memory["halves"]
+    print("Memory (%s, files deleted after 1 s): %s + %s requests at %.0f/s, %d errors; RSS of "
+          "all processes %d KiB after warm-up, %d after the first half, %d after the second "
+          "(%+.1f%%); token files left %d while running, %d after SIGTERM"
+          % (OURS, "{:,}".format(halves[0]["requests"]), "{:,}".format(halves[1]["requests"]),
+             _median(halves[0]["rps"] + halves[1]["rps"]),
+             halves[0]["errors"] + halves[1]["errors"], memory["rss"][0], memory["rss"][1],
+             memory["rss"][2], memory["growth"] * 100, memory["left"],
+             memory["left_after_stop"]))
+    print("Per instance (%s, median of 3 starts): first answer %.0f ms after the start, RSS "
+          "%.1f MiB idle after start, %.1f MiB idle after 2,000 requests"
+          % (SIDECAR, instance["first_answer_ms"], instance["rss_idle"] / 1024,
+             instance["rss_after_load"] / 1024))
+    for name, pids in idle_rss.items():
+        print("  %-34s first answer %5.0f ms after start; RSS after the runs: %s MiB" % (
+            name, first_answers.get(name, float("nan")),
+            " + ".join("%.1f" % (value / 1024) for value in pids)))
+    print()
+
+    def cell(name, label, count, field):
+        results = runs.get((name, label, count), [])
+        if field == "ratio":
+            return _median([r["rps"] / r["ceiling"] for r in results])
+        if field == "vs_node":
+            return _median([r["vs_node"] for r in results])
+        return _median([r[field] for r in results])
+
+    def goal(text: str, met: bool) -> None:
+        print("goal %s: %s" % ("met    " if met else "NOT met", text))
+
+    for count in (16, 64):
+        if (OURS, "tmpfs", count) not in runs or ("node", "tmpfs", count) not in runs:
+            continue
+        vs_node = cell(OURS, "tmpfs", count, "vs_node")
+        p99, node_p99 = cell(OURS, "tmpfs", count, "p99"), cell("node", "tmpfs", count, "p99")
+        goal("tmpfs, %d connections: %.2fx Node.js's tokens/s (>= %.1f), p99 %.1f ms against "
+             "Node.js's %.1f ms (no worse)" % (count, vs_node, GOALS["vs_node"], p99, node_p99),
+             vs_node >= GOALS["vs_node"] and p99 <= node_p99)
+    if (OURS, "tmpfs", 16) in runs:
+        ratio = cell(OURS, "tmpfs", 16, "ratio")
+        goal("tmpfs, 16 connections: %.2f of the 2-thread signing ceiling (>= %.1f)"
+             % (ratio, GOALS["ratio"]), ratio >= GOALS["ratio"])
+    errors = sum(r["errors"] for key, results in runs.items() if key[0].startswith("okera")
+                 for r in results) + sum(h["errors"] for h in memory["halves"])
+    goal("errors of okera-authserver in every run: %d (zero)" % errors, errors == 0)
+    goal("memory flat over %s requests: %+.1f%% from the first half to the second (< %d%%), "
+         "%d files left" % ("{:,}".format(sum(h["requests"] for h in halves)),
+                            memory["growth"] * 100, GOALS["rss_growth"] * 100,
+                            memory["left"] + memory["left_after_stop"]),
+         memory["growth"] < GOALS["rss_growth"] and memory["left_after_stop"] == 0)
+    goal("RSS of one worker idle: %.1f MiB (<= %.0f)" % (
+        instance["rss_idle"] / 1024, GOALS["worker_rss_mib"]),
+        instance["rss_idle"] / 1024 <= GOALS["worker_rss_mib"])
+    goal("start to first answer: %.0f ms (<= %.0f)" % (
+        instance["first_answer_ms"], GOALS["first_answer_ms"]),
+        instance["first_answer_ms"] <= GOALS["first_answer_ms"])
+    print("(%.0f s in all)" % elapsed)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import grp
 import json
 import os
@@ -13,12 +14,13 @@ import signal
 import socket
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 from okera_auth.module_utils.errors import OkeraAuthError
 from okera_auth.module_utils.keys import describe_key, load_private_key
 from okera_auth.module_utils.tokens import Signer
-from .events import EventLog, Metrics, key_identity
+from .events import EventLog, Metrics, MetricsTable, key_identity
 from .http import CallerPolicy, HttpServer, Limits
 from .issuer import ClaimRules, PendingDeletions, TokenDirectory, TokenIssuer, remove_stale_files
 from .options import StartupError
@@ -89,22 +91,19 @@ def open_token_directory(directory: str) -> TokenDirectory:
 
 
 def check_group_usable(directory: TokenDirectory, gid: int) -> None:
-    """Prove that files can be given to the group, before the first request needs it."""
-    probe = ".okera-authserver-probe.%d" % os.getpid()
+    """Prove that files can be given to the group, before the first request needs it (and
+    learn whether new files are born in it, so that token files need no fchown)."""
     try:
-        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
-                             dir_fd=directory.fd)
+        directory.probe(gid)
+    except PermissionError as error:
+        if error.filename is None and error.errno == 1:  # fchown: EPERM
+            raise StartupError("cannot give token files to gid %d: run as root or as a member "
+                               "of the group" % gid) from None
+        raise StartupError("cannot create files in %s: %s"
+                           % (directory.path, error.strerror)) from None
     except OSError as error:
         raise StartupError("cannot create files in %s: %s"
                            % (directory.path, error.strerror)) from None
-    try:
-        os.fchown(descriptor, -1, gid)
-    except PermissionError:
-        raise StartupError("cannot give token files to gid %d: run as root or as a member of "
-                           "the group" % gid) from None
-    finally:
-        os.close(descriptor)
-        os.unlink(probe, dir_fd=directory.fd)
 
 
 def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> bytes:
@@ -135,19 +134,42 @@ def _size(count: int) -> str:
     return "%d bytes" % count
 
 
-def load_signer(settings: Any) -> Signer:
+@dataclass(frozen=True)
+class KeyMaterial:
+    """The bytes of the key, its passphrase and the groups file, read once: a supervisor reads
+    them on SIGHUP and hands the same bytes to every worker process."""
+
+    key: bytes
+    passphrase: Optional[bytes] = None
+    groups: Optional[bytes] = None
+
+
+def read_key_material(settings: Any) -> KeyMaterial:
     passphrase = None
     if settings.private_key_passphrase_file:
         passphrase = read_bounded(settings.private_key_passphrase_file,
                                   "passphrase").rstrip(b"\r\n")
-    key = load_private_key(read_bounded(settings.private_key, "private key"), passphrase)
-    return Signer(key, settings.algorithm)
+    groups = read_bounded(settings.groups_file, "groups") if settings.groups_file else None
+    return KeyMaterial(read_bounded(settings.private_key, "private key"), passphrase, groups)
+
+
+def signer_from(material: KeyMaterial, settings: Any) -> Signer:
+    return Signer(load_private_key(material.key, material.passphrase), settings.algorithm)
+
+
+def load_signer(settings: Any) -> Signer:
+    return signer_from(read_key_material(settings), settings)
 
 
 def load_groups(path: Optional[str]) -> Dict[str, List[str]]:
     if not path:
         return {}
-    data = read_bounded(path, "groups")
+    return parse_groups(read_bounded(path, "groups"), path)
+
+
+def parse_groups(data: Optional[bytes], path: str) -> Dict[str, List[str]]:
+    if data is None:
+        return {}
     try:
         document = json.loads(data.decode("utf-8"))
     except ValueError:
@@ -220,12 +242,19 @@ def notify_systemd(state: str) -> None:
 
 
 class AuthServer:
-    """The daemon: the issuer, its listeners, and what signals do to them."""
+    """The daemon: the issuer, its listeners, and what signals do to them.
+
+    Everything that can fail at start is done here, once, before any worker process exists:
+    the group, the key, the groups file, the directory (opened and probed). ``run`` then
+    serves in this process (--processes 1); with more, supervisor.Supervisor forks the
+    workers, each of which runs ``run_worker`` with a copy of all of it.
+    """
 
     def __init__(self, settings: Any, log: EventLog) -> None:
         self.settings = settings
         self.log = log
-        self.metrics = Metrics()
+        self.processes = getattr(settings, "processes", 1) or 1
+        self.metrics = Metrics(MetricsTable(self.processes))
         self.gid = resolve_group(settings.group)
         signer = load_signer(settings)
         _key_mode_warning(settings.private_key, log)  # of a key that is one
@@ -240,38 +269,43 @@ class AuthServer:
                        audience=tuple(settings.audience), claims=settings.claims,
                        jti=not settings.no_jti),
             groups, settings.file_mode, self.gid, token_directory=self.token_directory)
-        self.max_connections = connection_budget(settings.max_connections, settings.workers, log)
+        # --max-connections is the whole server's: each worker process takes its share.
+        share = -(-settings.max_connections // self.processes)
+        self.max_connections = connection_budget(share, settings.workers, log)
         self.stopping: Optional[asyncio.Event] = None
+        self.worker: Optional[int] = None  # the index of this worker process, if one
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.stopping = asyncio.Event()
+    def remove_stale_files(self) -> None:
         settings = self.settings
         for path in remove_stale_files(settings.directory, tokens_too=not settings.disable_delete,
                                        dir_fd=self.token_directory.fd):
             self.log.event("stale_removed", "Removed stale file: %s" % path, path=path)
+
+    def _serve(self, loop: asyncio.AbstractEventLoop
+               ) -> Tuple[HttpServer, Optional[PendingDeletions], Optional[ThreadPoolExecutor]]:
+        settings = self.settings
         deletions = None
         if not settings.disable_delete:
             deletions = PendingDeletions(loop, settings.delete_after, self._deleted,
                                          remove=self.token_directory.remove)
-        executor = ThreadPoolExecutor(max_workers=settings.workers,
-                                      thread_name_prefix="okera-authserver-sign")
+        executor = None
+        if settings.workers:
+            executor = ThreadPoolExecutor(max_workers=settings.workers,
+                                          thread_name_prefix="okera-authserver-sign")
         server = HttpServer(self.issuer, executor, self.log, self.metrics, deletions,
                             Limits(header_timeout=settings.header_timeout,
                                    max_connections=self.max_connections),
                             CallerPolicy(frozenset(settings.allowed_uids),
                                          frozenset(settings.allowed_gids)))
+        server.loop = loop
         loop.set_exception_handler(server.loop_exception)
-        port = None
-        if not settings.no_tcp:
-            try:
-                port = await server.listen_tcp(settings.bind, settings.port)
-            except OSError as error:
-                raise StartupError("cannot listen on %s port %d: %s"
-                                   % (settings.bind, settings.port, error.strerror)) from None
-        if settings.unix_socket:
-            await self._listen_unix(server, settings.unix_socket)
-        # Okera's binary says this, word for word, once it serves; then where, in our words.
+        # The lines of deleted files are written together every few milliseconds.
+        self.log.buffer_with(loop.call_later)
+        return server, deletions, executor
+
+    def log_serving(self, port: Optional[int]) -> None:
+        """The lines that say the server serves: Okera's first, word for word, then ours."""
+        settings = self.settings
         self.log.event("started", "Listening on - writing to '%s'" % settings.directory,
                        directory=settings.directory)
         if port is not None:
@@ -282,9 +316,29 @@ class AuthServer:
             self.log.event("listening", "Listening on unix:%s" % settings.unix_socket,
                            socket=settings.unix_socket)
         signer = self.issuer.signer
-        self.log.event("ready", "Signing with %s key kid=%s (%s); token files in %s"
+        self.log.event("ready", "Signing with %s key kid=%s (%s); token files in %s%s"
                        % (describe_key(signer.private_key), signer.kid, signer.algorithm,
-                          settings.directory), kid=signer.kid, algorithm=signer.algorithm)
+                          settings.directory, "; %d worker processes" % self.processes
+                          if self.processes > 1 else ""),
+                       kid=signer.kid, algorithm=signer.algorithm, processes=self.processes)
+
+    async def run(self) -> None:
+        """Serve in this one process until SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        settings = self.settings
+        self.remove_stale_files()
+        server, deletions, executor = self._serve(loop)
+        port = None
+        if not settings.no_tcp:
+            try:
+                port = await server.listen_tcp(settings.bind, settings.port)
+            except OSError as error:
+                raise StartupError("cannot listen on %s port %d: %s"
+                                   % (settings.bind, settings.port, error.strerror)) from None
+        if settings.unix_socket:
+            await self._listen_unix(server, settings.unix_socket)
+        self.log_serving(port)
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload(executor)))
@@ -292,13 +346,91 @@ class AuthServer:
         await self.stopping.wait()
         notify_systemd("STOPPING=1")
         self.log.event("stopping", "Stopping: finishing requests in flight")
-        await server.drain()
-        if deletions is not None:
-            deletions.delete_all_now()
-        executor.shutdown(wait=True)
+        await self._drain(server, deletions, executor)
         if settings.unix_socket:
             _remove_socket(settings.unix_socket)
         self.log.event("stopped", "Stopped")
+        self.log.buffer_with(None)
+
+    async def _drain(self, server: HttpServer, deletions: Optional[PendingDeletions],
+                     executor: Optional[ThreadPoolExecutor]) -> None:
+        await server.drain()
+        if deletions is not None:
+            deletions.delete_all_now()
+        if executor is not None:
+            executor.shutdown(wait=True)
+        self.log.flush()
+
+    async def run_worker(self, index: int, control: socket.socket, port: Optional[int],
+                         unix_listener: Optional[socket.socket]) -> None:
+        """One worker process of a supervisor: serve on the shared port (SO_REUSEPORT) and the
+        shared Unix socket, reload when the supervisor says so (with the bytes it read), drain
+        and delete this process's token files on SIGTERM. Lines about the whole server
+        (listening, reloads, stopping) are the supervisor's."""
+        loop = asyncio.get_running_loop()
+        self.worker = index
+        self.metrics = Metrics(self.metrics.table, index)
+        self.metrics.restart_row()
+        self.metrics.key_loaded(key_identity(self.issuer.signer), shared=False)
+        self.stopping = asyncio.Event()
+        settings = self.settings
+        server, deletions, executor = self._serve(loop)
+        if port is not None:
+            await server.listen_tcp(settings.bind, port, reuse_port=True)
+        if unix_listener is not None:
+            await server.serve_unix_socket(unix_listener)
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        control.setblocking(False)
+        received = bytearray()
+
+        def on_control() -> None:
+            try:
+                data = control.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # the supervisor is gone: stop too
+                loop.remove_reader(control.fileno())
+                self.stopping.set()
+                return
+            received.extend(data)
+            while b"\n" in received:
+                line, _newline, rest = bytes(received).partition(b"\n")
+                received[:] = rest
+                loop.create_task(self._worker_message(json.loads(line), control))
+
+        loop.add_reader(control.fileno(), on_control)
+
+        def publish() -> None:
+            server.publish_gauges()
+            if not self.stopping.is_set():
+                loop.call_later(1.0, publish)
+
+        publish()
+        _send_line(control, {"ready": index})
+        await self.stopping.wait()
+        await self._drain(server, deletions, executor)
+        server.publish_gauges()
+        self.log.buffer_with(None)
+
+    async def _worker_message(self, message: Dict[str, Any], control: socket.socket) -> None:
+        if "reload" not in message:
+            return
+        material = KeyMaterial(*(None if value is None else base64.b64decode(value)
+                                 for value in message["reload"]))
+        loop = asyncio.get_running_loop()
+        try:
+            signer = await loop.run_in_executor(None, signer_from, material, self.settings)
+            groups = parse_groups(material.groups, self.settings.groups_file or "")
+        except Exception as error:  # noqa: BLE001 - the supervisor says what failed
+            _send_line(control, {"reload_failed": _reason(error)})
+            return
+        self.issuer.replace_signer(signer)
+        self.issuer.groups = groups
+        self.metrics.key_loaded(key_identity(signer), shared=False)
+        _send_line(control, {"reloaded": signer.kid})
 
     async def _listen_unix(self, server: HttpServer, path: str) -> None:
         try:
@@ -327,7 +459,7 @@ class AuthServer:
         else:
             self.log.event("deleted", "Deleted token: %s" % path, path=path)
 
-    async def reload(self, executor: ThreadPoolExecutor) -> None:
+    async def reload(self, executor: Optional[ThreadPoolExecutor] = None) -> None:
         """Load the key and groups file again; on any problem keep the current ones."""
         loop = asyncio.get_running_loop()
         notify_systemd("RELOADING=1")
@@ -335,11 +467,9 @@ class AuthServer:
             signer = await loop.run_in_executor(executor, load_signer, self.settings)
             groups = load_groups(self.settings.groups_file)
         except Exception as error:  # noqa: BLE001 - whatever fails, the old key serves on
-            reason = str(error) if isinstance(error, OkeraAuthError) else (
-                "unexpected %s" % type(error).__name__)
             self.metrics.key_reload_failures += 1
             self.log.error("reload_failed", "Reload failed, the previous key stays in use: %s"
-                           % reason)
+                           % _reason(error))
             notify_systemd("READY=1")
             return
         self.issuer.replace_signer(signer)
@@ -349,6 +479,24 @@ class AuthServer:
         notify_systemd("READY=1")
         self.log.event("reloaded", "Reloaded key kid=%s (%s)" % (signer.kid, signer.algorithm),
                        kid=signer.kid, algorithm=signer.algorithm)
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) if isinstance(error, OkeraAuthError) else (
+        "unexpected %s" % type(error).__name__)
+
+
+def _send_line(control: socket.socket, message: Dict[str, Any]) -> None:
+    """One JSON line to the other end of a control socket (blocking until it is sent)."""
+    data = (json.dumps(message) + "\n").encode("ascii")
+    blocking = control.getblocking()
+    control.setblocking(True)
+    try:
+        control.sendall(data)
+    except OSError:
+        pass  # the other end is gone; its exit is seen elsewhere
+    finally:
+        control.setblocking(blocking)
 
 
 def _remove_socket(path: str) -> None:

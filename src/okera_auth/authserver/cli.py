@@ -22,11 +22,13 @@ from okera_auth.module_utils.keys import HAS_CRYPTO_LIBS
 from .app import AuthServer
 from .events import EventLog
 from .options import parse_settings
+from .supervisor import Supervisor
 
 EXIT_USAGE = 2
-# A signing thread whose RSA operation is done waits for the GIL to write the file; CPython's
-# default 5 ms switch interval lets the event loop keep it that long. With 0.5 ms, alternating
-# wrk runs on 2 busy cores gave 1,580 instead of 1,080 tokens/s on average (RS512, noisy).
+# With --workers N, a signing thread whose RSA operation is done waits for the GIL to write
+# the file; CPython's default 5 ms switch interval lets the event loop keep it that long. With
+# 0.5 ms, alternating wrk runs on 2 busy cores gave 1,580 instead of 1,080 tokens/s on average
+# (RS512, noisy). Without signing threads (the default) there is no one to switch to.
 GIL_SWITCH_INTERVAL = 0.0005
 
 
@@ -47,6 +49,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         server = AuthServer(settings, log)
+        if server.processes > 1:
+            return Supervisor(server).run()
         asyncio.run(server.run())
     except OkeraAuthError as error:
         _fail(str(error))

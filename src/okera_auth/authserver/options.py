@@ -42,6 +42,42 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+# --processes auto on a big node stops here: a token daemon with more than this many worker
+# processes would hold memory (about 25 MiB each) for a rate no node needs.
+AUTO_PROCESSES_MAX = 4
+
+
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> Optional[int]:
+    """The CPU quota of this process's cgroup, rounded up to whole CPUs (a container's
+    ``resources.limits.cpu``), or None when there is none."""
+    try:
+        with open(os.path.join(root, "cpu.max")) as handle:  # cgroup v2
+            quota, period = handle.read().split()[:2]
+        if quota == "max":
+            return None
+        return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us")) as handle:
+            quota = int(handle.read())
+        with open(os.path.join(root, "cpu", "cpu.cfs_period_us")) as handle:
+            period = int(handle.read())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else max(1, -(-quota // period))
+
+
+def auto_processes() -> int:
+    """--processes auto: one worker process per CPU this process may use (its cpuset and its
+    cgroup's CPU quota), at most AUTO_PROCESSES_MAX."""
+    cpus = usable_cpus()
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cpus = min(cpus, limit)
+    return max(1, min(cpus, AUTO_PROCESSES_MAX))
+
+
 def loopback_address(text: str) -> str:
     """``text`` if it is a loopback address; 'localhost' means 127.0.0.1."""
     if text.strip().lower() == "localhost":
@@ -80,6 +116,19 @@ def _at_least_one(value: str, what: str) -> int:
     if number < 1:
         raise StartupError("%s must be at least 1" % what)
     return number
+
+
+def _zero_or_more(value: str, what: str) -> int:
+    number = _whole_number(value, what)
+    if number < 0:
+        raise StartupError("%s must be 0 or more" % what)
+    return number
+
+
+def _processes(value: Any, what: str) -> int:
+    if str(value).strip().lower() == "auto":
+        return auto_processes()
+    return _at_least_one(value, what)
 
 
 def _duration(value: str, _what: str) -> int:
@@ -261,9 +310,13 @@ OPTIONS: Tuple[Option, ...] = (
     Option("log_format", ("--log-format",), default="text", convert=_log_format,
            help="one line per event as %s (default text); tokens are never logged"
                 % " or ".join(LOG_FORMATS)),
-    Option("workers", ("--workers",), default=usable_cpus, convert=_at_least_one,
-           default_text="the number of CPUs the process may use",
-           help="signing threads (default: the number of CPUs the process may use)"),
+    Option("processes", ("--processes",), default="1", convert=_processes, metavar="N|auto",
+           help="worker processes serving on the same port (SO_REUSEPORT), each signing in "
+                "its own thread: auto is one per CPU the server may use (its cpuset and "
+                "cgroup CPU quota), at most %d (default 1)" % AUTO_PROCESSES_MAX),
+    Option("workers", ("--workers",), default=0, convert=_zero_or_more,
+           help="signing threads per process; 0 (default) signs in the process's own thread, "
+                "which is faster: use --processes for more CPUs"),
     Option("no_jti", ("--no-jti",), default=False, switch=True, convert=_true_or_false,
            help="leave out the jti claim (a random token id, added by default)"),
     Option("header_timeout", ("--header-timeout",), default="10s", convert=_duration,

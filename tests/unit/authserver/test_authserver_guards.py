@@ -341,11 +341,6 @@ class _Transport:
         self.closed = True
 
 
-class _Writer:
-    def __init__(self) -> None:
-        self.transport = _Transport()
-
-
 def _server(max_connections: int) -> "tuple[HttpServer, io.StringIO]":
     log, stream = _log()
     server = HttpServer(None, None, log, Metrics(), None,
@@ -354,7 +349,8 @@ def _server(max_connections: int) -> "tuple[HttpServer, io.StringIO]":
 
 
 def _open(server: HttpServer, waiting: bool) -> _Connection:
-    connection = _Connection(_Writer())
+    connection = _Connection(server)
+    connection.transport = _Transport()
     server._connections.add(connection)
     if waiting:
         server._waiting[connection] = None
@@ -365,8 +361,8 @@ def test_at_the_cap_the_longest_waiting_connection_makes_room():
     server, _stream = _server(3)
     first, busy, second = _open(server, True), _open(server, False), _open(server, True)
     assert server.make_room()
-    assert first.evicted and first.writer.transport.closed
-    assert not busy.writer.transport.closed and not second.writer.transport.closed
+    assert first.evicted and first.transport.closed
+    assert not busy.transport.closed and not second.transport.closed
     assert server.open_connections == 2 and server.metrics.connections_evicted == 1
 
 
@@ -374,14 +370,14 @@ def test_below_the_cap_nothing_is_closed():
     server, _stream = _server(3)
     connections = [_open(server, True) for _round in range(2)]
     assert server.make_room()
-    assert not any(connection.writer.transport.closed for connection in connections)
+    assert not any(connection.transport.closed for connection in connections)
 
 
 def test_when_every_connection_is_busy_the_new_one_is_refused():
     server, _stream = _server(2)
     busy = [_open(server, False) for _round in range(2)]
     assert not server.make_room()
-    assert not any(connection.writer.transport.closed for connection in busy)
+    assert not any(connection.transport.closed for connection in busy)
 
 
 def test_accept_failures_are_one_line_per_interval_and_free_idle_connections():

@@ -24,7 +24,8 @@ def test_defaults_are_okeras():
         5001, "/tmp/tokens", "rsa512", "okera")
     assert not settings.disable_delete and settings.bind == "127.0.0.1"
     assert (settings.ttl, settings.delete_after, settings.file_mode) == (86400, 10, 0o640)
-    assert settings.log_format == "text" and settings.workers == len(os.sched_getaffinity(0))
+    # One process signing in its own thread, as Okera's binary is one process.
+    assert settings.log_format == "text" and (settings.processes, settings.workers) == (1, 0)
 
 
 def test_short_flags_are_okeras():
@@ -41,7 +42,7 @@ def test_every_flag_has_an_environment_variable(monkeypatch):
         "ISSUER": "cluster", "AUDIENCE": "okera, presto", "CLAIMS": '{"tenant": "blue"}',
         "GROUPS_FILE": "/g.json", "UNIX_SOCKET": "/run/a.sock", "ALLOWED_UIDS": "1,2",
         "ALLOWED_GIDS": "3", "FILE_MODE": "0600", "LOG_FORMAT": "json", "BIND": "127.0.0.2",
-        "WORKERS": "3", "PRIVATE_KEY_PASSPHRASE_FILE": "/p", "NO_TCP": "yes",
+        "WORKERS": "3", "PRIVATE_KEY_PASSPHRASE_FILE": "/p", "NO_TCP": "yes", "PROCESSES": "3",
     }
     for name, value in values.items():
         monkeypatch.setenv("OKERA_AUTHSERVER_" + name, value)
@@ -55,7 +56,7 @@ def test_every_flag_has_an_environment_variable(monkeypatch):
     assert settings.unix_socket == "/run/a.sock" and settings.no_tcp
     assert (settings.allowed_uids, settings.allowed_gids) == ([1, 2], [3])
     assert settings.file_mode == 0o600 and settings.log_format == "json"
-    assert settings.bind == "127.0.0.2" and settings.workers == 3
+    assert settings.bind == "127.0.0.2" and settings.workers == 3 and settings.processes == 3
     assert settings.private_key_passphrase_file == "/p"
 
 

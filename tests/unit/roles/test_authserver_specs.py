@@ -66,8 +66,10 @@ def test_every_daemon_option_is_set_by_the_environment_file():
 
 
 # Role variables whose default differs from the daemon's on purpose, or that are not the same
-# value: workers 0 means "the daemon decides"; the key and groups paths are the role's own files.
-ROLE_OWN_DEFAULTS = {"WORKERS", "PRIVATE_KEY", "PRIVATE_KEY_PASSPHRASE_FILE", "GROUPS_FILE"}
+# value: workers 0 means "the daemon decides"; the key and groups paths are the role's own files;
+# a node runs one worker process per CPU (auto), the daemon alone one (a sidecar's share).
+ROLE_OWN_DEFAULTS = {"WORKERS", "PRIVATE_KEY", "PRIVATE_KEY_PASSPHRASE_FILE", "GROUPS_FILE",
+                     "PROCESSES"}
 # Variables that switch a daemon flag the other way round (authserver_tcp: true = no --no-tcp).
 INVERTED = {"NO_TCP": "authserver_tcp", "NO_JTI": "authserver_jti"}
 
