@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, with no cluster: start a local sandbox cluster whose system token
-# expires in 2 days, rotate it with playbooks/rotate_system_token.yml, and show before and after.
+# expires in 2 days, rotate it with playbooks/rotate_system_token.yml, and show before and after
+# (the token, the pods, and what Okera's REST API answers with the token the Secret holds).
 # Sets up .venv on first use (ansible-core 2.19, requirements.txt, this checkout: no test
 # tools); later runs reuse it, and scripts/test.sh adds its tools to the same virtualenv. The sandbox is a rehearsal tool; production runs point the inventory at real clusters.
 set -euo pipefail
@@ -44,9 +45,35 @@ okera_clusters:
       system_token_backup_dir: $work/backups
 INVENTORY
 
+# Ask the cluster's Okera REST API what a user would ask, with the system token the Secret holds:
+# found like any client outside the cluster finds it (Service cdas-rest-server's load balancer),
+# printed like curl -s -w ' -> %{http_code}', never printing the token itself.
+rest_check() {
+  KUBECONFIG="$state/kubeconfig" "$venv/bin/python" - <<'PYTHON'
+import base64, json, urllib.error, urllib.request
+from kubernetes import client, config
+
+core = client.CoreV1Api(config.new_client_from_config())
+service = core.read_namespaced_service("cdas-rest-server", "default")
+url = "http://%s:%d" % (service.status.load_balancer.ingress[0].ip, service.spec.ports[0].port)
+token = base64.b64decode(core.read_namespaced_secret("secrets", "default").data["SYSTEM_TOKEN_0"]).decode()
+print("Service default/cdas-rest-server: LoadBalancer %s" % url)
+for path, bearer in (("/api/info", False), ("/api/get-user", True), ("/api/databases", True)):
+    request = urllib.request.Request(url + path, headers={"Authorization": "Bearer " + token} if bearer else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body = response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        status, body = error.code, json.loads(error.read())
+    shown = " -H 'Authorization: Bearer <SYSTEM_TOKEN_0>'" if bearer else ""
+    print("$ curl%s %s%s -> %d %s" % (shown, url, path, status, json.dumps(body)))
+PYTHON
+}
+
 echo
 echo "=== before"
 "$sandbox" status --state-dir "$state"
+rest_check
 echo
 echo "=== ansible-playbook -i $work/inventory.yml playbooks/rotate_system_token.yml"
 started=$SECONDS
@@ -55,3 +82,4 @@ echo "(rotation took $((SECONDS - started)) s)"
 echo
 echo "=== after"
 "$sandbox" status --state-dir "$state"
+rest_check

@@ -2,11 +2,12 @@
 # Sets up and runs every test of okera.auth on this machine:
 #   pytest (unit + integration) on ansible-core 2.19 / Python 3.11 and 2.21 / Python 3.12+,
 #   ansible-test sanity on both, ansible-lint (production profile), ansible-doc of every
-#   plugin, the changelog lint, and molecule on real systemd nodes.
+#   plugin, the changelog lint, molecule on real systemd nodes, and the sidecar pods under podman.
 # Usage: scripts/test.sh [--quick]
 #   --quick: the unit tier (tests/unit) and the linters, about a minute once set up.
 #   Otherwise every tier: tests/unit, tests/process (the daemon and the sandbox as real
-#   processes), tests/integration (ansible-playbook), sanity, and molecule.
+#   processes), tests/integration (ansible-playbook), sanity, molecule, and tests/containers
+#   (the image built offline by scripts/build-image.sh, the sidecar pods under podman kube play).
 # Exits non-zero when any step fails; a skipped test counts as a failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,12 +55,19 @@ find_python312() {  # ansible-core 2.21 needs Python 3.12 or newer
 }
 
 host_dependencies() {
-  local wanted=(openssl openssh-client curl shellcheck) missing=() package
+  # prometheus: promtool checks and unit-tests the rendered alert rules.
+  local wanted=(openssl openssh-client curl shellcheck prometheus) missing=() package
+  # podman, runc, catatonit: the sidecar pods of tests/containers (podman kube play).
+  $quick || wanted+=(podman runc catatonit)
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
   done
   if ((${#missing[@]})); then
     bash scripts/apt-install.sh "${missing[@]}" || return 1
+    # Only its promtool is wanted: Debian's package also starts a Prometheus server (port 9090).
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   fi
   $quick || bash tests/nodes/install-host-deps.sh
 }
@@ -138,9 +146,10 @@ doc_run() {
 galaxy_run() {  # the collection builds, installs, its modules are found, and its package builds
   local out="$cache/galaxy"
   rm -rf "$out" && mkdir -p "$out"
+  # --force: ansible-galaxy counts a copy in any configured path (ansible-lint leaves one in .ansible/) as installed.
   .venv/bin/ansible-galaxy collection build --output-path "$out" . >/dev/null \
-    && .venv/bin/ansible-galaxy collection install -p "$out/collections" "$out"/okera-auth-*.tar.gz >/dev/null \
-    && ANSIBLE_COLLECTIONS_PATH="$out/collections" .venv/bin/ansible-doc -t module okera.auth.jwt_token >/dev/null \
+    && .venv/bin/ansible-galaxy collection install --force -p "$out/collections" "$out"/okera-auth-*.tar.gz >/dev/null \
+    && ANSIBLE_COLLECTIONS_PATH="$out/collections" .venv/bin/ansible-doc -t module okera.auth.jwt_token 2>&1 | grep -q "$out/collections/ansible_collections/okera/auth/plugins/modules/jwt_token.py" \
     && echo "built and installed $(basename "$out"/okera-auth-*.tar.gz) ($(du -k "$out"/okera-auth-*.tar.gz | cut -f1) KiB)" \
     || return 1
   # The authserver role builds the daemon from the installed collection: its sources must ship.
@@ -186,6 +195,7 @@ if ! $quick; then
   fi
   step "ansible-test sanity, ansible-core 2.19" sanity_run .venv "$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   step "molecule: authserver role on systemd nodes" molecule_run
+  step "podman: sidecar pods" pytest_run .venv podman tests/containers
 fi
 
 echo

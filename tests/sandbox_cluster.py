@@ -29,10 +29,13 @@ def sandbox_command(*args: str) -> subprocess.CompletedProcess:
 class Sandbox:
     """One running sandbox cluster."""
 
-    def __init__(self, state_dir: Path, token_ttl: str = "2d", extra_init: Optional[List[str]] = None) -> None:
+    def __init__(self, state_dir: Path, token_ttl: str = "2d", extra_init: Optional[List[str]] = None,
+                 extra_start: Optional[List[str]] = None) -> None:
+        """``extra_start``: more options of ``start``, e.g. ``--verbose`` to log every request to server.log."""
         self.state_dir = state_dir
         sandbox_command("init", "--state-dir", str(state_dir), "--token-ttl", token_ttl, *(extra_init or []))
-        sandbox_command("start", "--state-dir", str(state_dir), "--port", "0", "--pod-start-delay", "0.2")
+        sandbox_command("start", "--state-dir", str(state_dir), "--port", "0", "--pod-start-delay", "0.2",
+                        *(extra_start or []))
         self._clients: Dict[str, object] = {}
         self.wait_until_ready()
 
@@ -59,6 +62,15 @@ class Sandbox:
     @property
     def url(self) -> str:
         return yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+
+    @property
+    def rest_url(self) -> str:
+        """Where the sandbox's Okera REST API listens (Service cdas-rest-server's load balancer)."""
+        return self.status()["rest"]["url"]
+
+    def pod_token_hashes(self) -> Dict[str, Optional[str]]:
+        """For each pod, the SHA-256 of the system token its running container started with."""
+        return {pod["name"]: pod["token_sha256"] for pod in self.status()["pods"]}
 
     def stop(self) -> None:
         sandbox_command("stop", "--state-dir", str(self.state_dir))

@@ -36,3 +36,7 @@ class FileWriteError(OkeraAuthError):
 
 class FileExistsWriteError(FileWriteError):
     """The target of a no-replace write already exists; nothing was written."""
+
+
+class MetricsError(OkeraAuthError):
+    """Metrics could not be written to their textfile or pushed to a Pushgateway."""

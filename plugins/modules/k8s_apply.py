@@ -18,8 +18,9 @@ description:
     C(okera.auth/applied-sha256) (set by this module) and still holds every field the manifest sets.
     Fields added by the server or by others (for instance the C(restartedAt) annotation of a rollout
     restart) do not count as a change.
-  - Handles C(v1) Secret, ConfigMap, Service, ServiceAccount, Pod and C(apps/v1) Deployment,
-    StatefulSet, DaemonSet; other kinds are refused before anything is applied.
+  - Handles C(v1) Secret, ConfigMap, Service, ServiceAccount, Pod, C(apps/v1) Deployment,
+    StatefulSet, DaemonSet, C(batch/v1) CronJob and C(rbac.authorization.k8s.io/v1) Role and
+    RoleBinding; other kinds are refused before anything is applied.
   - "Results and diffs name the objects and what was done, never their content. A Secret's data is
     in O(definitions), so give the task C(no_log: true) when it applies Secrets."
 extends_documentation_fragment:

@@ -20,7 +20,10 @@ description:
     desired count with none unavailable and no old pod left.
   - With O(delete_pods=true) it deletes the selected pods instead (the C(kubectl delete pods --all)
     of the Okera documentation), and with O(wait) waits until as many new pods are ready and the old
-    ones are gone. The pods' controllers must recreate them; a bare pod without one is not replaced.
+    ones are gone. The pods' controllers must recreate them, so without O(names) and O(label_selector)
+    a bare pod (one without a controller - ReplicaSet, StatefulSet, DaemonSet, Job, ...) is left
+    running, with a warning, and not waited for, nor is a pod that has finished; pods chosen by
+    O(names) or O(label_selector) are deleted and waited for whatever owns them.
 extends_documentation_fragment:
   - okera.auth.k8s_auth
   - ansible.builtin.action_common_attributes
@@ -114,6 +117,11 @@ deleted_pods:
   returned: when O(delete_pods)
   type: list
   elements: str
+skipped_pods:
+  description: Pods left alone, with why (no controller recreates them, or they have finished).
+  returned: when O(delete_pods)
+  type: dict
+  sample: {debug-shell: no controller recreates it (it would be gone for good)}
 status:
   description: What was observed when each workload (or the pod set) became ready, e.g. C(2/2 updated, 2/2 ready, 2/2 available).
   returned: when O(wait) and not in check mode
@@ -133,6 +141,7 @@ from ansible_collections.okera.auth.plugins.module_utils._k8s.rollout import (
     delete_pods,
     find_pods,
     find_workloads,
+    pods_to_replace,
     restart_workloads,
     wait_for_replacements,
     wait_for_rollouts,
@@ -144,16 +153,22 @@ def _run(module, api_client, result: dict) -> None:
     params = module.params
     namespace, names, selector = params["namespace"], params["names"], params["label_selector"]
     if params["delete_pods"]:
-        pods = find_pods(api_client, namespace, names, selector)
+        found = find_pods(api_client, namespace, names, selector)
+        pods, skipped = pods_to_replace(found, selected=bool(names or selector))
+        result["skipped_pods"] = skipped
+        for name, why in sorted(skipped.items()):
+            module.warn("pod %s/%s left alone: %s" % (namespace, name, why))
         if not pods and not params["allow_none"]:
-            raise ClusterError("no pod in namespace %s%s to delete; set allow_none: true if that is expected"
-                               % (namespace, " matching %s" % selector if selector else ""))
+            raise ClusterError("no pod in namespace %s%s to delete%s; set allow_none: true if that is expected"
+                               % (namespace, " matching %s" % selector if selector else "",
+                                  " (%d left alone)" % len(skipped) if skipped else ""))
         deleted = delete_pods(api_client, pods, module.check_mode)
         result.update(changed=bool(deleted), deleted_pods=deleted)
         if params["wait"] and deleted and not module.check_mode:
             started = time.monotonic()
             summary = wait_for_replacements(api_client, namespace, selector, [pod["metadata"]["uid"] for pod in pods],
-                                            len(pods), params["wait_timeout"], params["wait_sleep"])
+                                            len(pods), params["wait_timeout"], params["wait_sleep"],
+                                            known_uids=[pod["metadata"]["uid"] for pod in found])
             result.update(status={"pods": summary}, elapsed=round(time.monotonic() - started, 1))
         return
     workloads = find_workloads(api_client, namespace, params["kinds"], names, selector)

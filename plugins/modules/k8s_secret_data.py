@@ -45,8 +45,15 @@ options:
     description:
       - Keys to set, with their plain (not base64) values. A null value removes the key.
       - The values are secret and never logged.
+      - O(data), O(annotations) or both must be given.
     type: dict
-    required: true
+    default: {}
+  annotations:
+    description:
+      - Annotations of the Secret to set in the same patch (a null value removes one); others are left alone.
+      - Their values are not secret, and are shown in results and diffs.
+    type: dict
+    default: {}
   create:
     description:
       - Create the Secret (of type O(type)) when it does not exist. Without it a missing Secret is
@@ -127,6 +134,15 @@ created:
   description: Whether the Secret was (or would be) created.
   returned: always
   type: bool
+changed_annotations:
+  description: Names of the annotations of O(annotations) that were (or would be) set or removed.
+  returned: always
+  type: list
+  elements: str
+previous_annotations:
+  description: For each annotation of O(annotations), its value before the task (null when absent).
+  returned: always
+  type: dict
 resource_version:
   description: The Secret's resourceVersion after the task (before it, in check mode).
   returned: when the Secret exists
@@ -152,7 +168,8 @@ def main() -> None:
         argument_spec={
             "name": {"type": "str", "required": True},
             "namespace": {"type": "str", "default": "default"},
-            "data": {"type": "dict", "required": True, "no_log": True},
+            "data": {"type": "dict", "default": {}, "no_log": True},
+            "annotations": {"type": "dict", "default": {}},
             "create": {"type": "bool", "default": False},
             "type": {"type": "str", "default": "Opaque"},
             "conflict_retries": {"type": "int", "default": 5},
@@ -164,8 +181,9 @@ def main() -> None:
     )
     params = module.params
     values = {str(key): None if value is None else str(value).encode("utf-8") for key, value in params["data"].items()}
-    if not values:
-        module.fail_json(msg="data is empty: give at least one key to set")
+    annotations = {str(key): None if value is None else str(value) for key, value in params["annotations"].items()}
+    if not values and not annotations:
+        module.fail_json(msg="data and annotations are empty: give at least one key or annotation to set")
     if params["conflict_retries"] < 0:
         module.fail_json(msg="conflict_retries must be 0 or more")
     backup_path = (backup_file_name(params["backup_dir"], params["namespace"], params["name"], params["backup_label"])
@@ -174,7 +192,8 @@ def main() -> None:
     try:
         result = set_secret_data(api_client, params["namespace"], params["name"], values, create=params["create"],
                                  secret_type=params["type"], check_mode=module.check_mode,
-                                 conflict_retries=params["conflict_retries"], backup_path=backup_path)
+                                 conflict_retries=params["conflict_retries"], backup_path=backup_path,
+                                 annotations=annotations)
     except ClusterError as error:
         module.fail_json(msg=str(error), cluster=describe_target(params))
     except FileWriteError as error:
@@ -189,11 +208,15 @@ def main() -> None:
         "created": result.created,
         "resource_version": result.resource_version,
         "conflicts": result.conflicts,
+        "changed_annotations": result.changed_annotations,
+        "previous_annotations": result.annotations_before,
     }
     if result.backup_file:
         output["backup_file"] = result.backup_file
     if module._diff:
-        output["diff"] = {"before": result.before, "after": result.after,
+        output["diff"] = {"before": dict(result.before, **{"annotation " + key: value for key, value
+                                                           in result.annotations_before.items()}),
+                          "after": dict(result.after, **{"annotation " + key: annotations[key] for key in annotations}),
                           "before_header": "Secret %s/%s" % (params["namespace"], params["name"]),
                           "after_header": "Secret %s/%s" % (params["namespace"], params["name"])}
     module.exit_json(**output)

@@ -53,6 +53,13 @@ options:
     description: Fail when the Secret, or one of O(keys), does not exist.
     type: bool
     default: true
+  annotations:
+    description:
+      - Names of the Secret's annotations to return in RV(annotations). Only named ones are returned, since
+        some (C(kubectl.kubernetes.io/last-applied-configuration)) may hold the whole Secret.
+    type: list
+    elements: str
+    default: []
 author:
   - okera.auth maintainers (@okera)
 """
@@ -108,6 +115,10 @@ data:
     - Decoded values of the returned keys that are UTF-8 text.
   returned: when O(return_content=true)
   type: dict
+annotations:
+  description: The annotations named in O(annotations) that the Secret has, with their values.
+  returned: when the Secret exists
+  type: dict
 binary_keys:
   description: Returned keys whose values are not UTF-8 text, left out of RV(data).
   returned: when O(return_content=true)
@@ -128,6 +139,7 @@ def main() -> None:
             "keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "return_content": {"type": "bool", "default": False},
             "fail_on_missing": {"type": "bool", "default": True},
+            "annotations": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -149,7 +161,9 @@ def main() -> None:
     result = {"changed": False, "exists": secret.exists, "key_names": present, "missing_keys": missing,
               "hashes": secret.hashes(present)}
     if secret.exists:
-        result.update(resource_version=secret.resource_version, type=secret.type)
+        result.update(resource_version=secret.resource_version, type=secret.type,
+                      annotations={name: secret.annotations[name] for name in params["annotations"]
+                                   if name in secret.annotations})
     if params["return_content"]:
         data, binary = {}, []
         for key in present:

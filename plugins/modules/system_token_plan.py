@@ -15,11 +15,22 @@ description:
   - "A token is rotated, for the first reason that holds: it is C(missing); C(unreadable) (not a
     JWT, malformed, or a C(sub), C(iss) or C(groups) claim of the wrong type), with the reason;
     it C(does not verify with the cluster key), with the reason (another key, another algorithm,
-    expired, an C(exp) that is not a number); it C(expires within) O(rotate_before) or has no
-    expiry; or O(force=true) (C(forced)). Otherwise it is kept (C(more than 7d left))."
+    expired, an C(exp) that is not a number); C(its groups include none of the catalog admins);
+    it C(expires within) O(rotate_before) or has no expiry; or O(force=true) (C(forced)).
+    Otherwise it is kept (C(more than 7d left))."
   - The verification keys are O(public_key_content), else the cluster's C(JWT_PUBLIC_KEY) in
     O(config); the algorithm is O(algorithm), else the cluster's C(JWT_ALGORITHM) (when the keys
-    come from O(config)), else V(RS512).
+    come from O(config)), else V(RS512). A C(JWT_PUBLIC_KEY) that names a file path or an
+    C(s3://) URI (where Okera reads the key) instead of holding the key fails with one line
+    saying so.
+  - "The groups of a new token (RV(plan[].new_groups)) are O(groups) when given; else the current
+    token's, taken only from a token whose signature verifies with the cluster's key(s) (expired
+    or not), else from the first such token of another key; else the catalog admins. A token
+    that does not verify lends neither groups nor issuer: whoever could write it into the Secret
+    could not sign it."
+  - The catalog admins are O(catalog_admins), else Okera's comma-separated C(CATALOG_ADMINS) in
+    O(config). A new token must have one of them in its groups, or the cluster refuses it; when it
+    would not, RV(refusal) says why (the role then stops before changing anything).
   - Never returns a token. Messages name the role's variables, since the role is what calls it.
 author:
   - okera.auth maintainers (@okera)
@@ -59,9 +70,10 @@ options:
   config:
     description:
       - The data of the cluster's configuration Secret (as from M(okera.auth.k8s_secret_data_info)), used
-        when O(public_key_content) is empty; omit it when that Secret does not exist.
-      - Only O(config_public_key_key) and O(config_algorithm_key) are read, and both are public. Pass
-        only those, since this option is not hidden from logs.
+        when O(public_key_content) is empty (and for the catalog admins unless O(catalog_admins) is given);
+        omit it when that Secret does not exist.
+      - Only O(config_public_key_key), O(config_algorithm_key) and O(config_catalog_admins_key) are read,
+        and all are public. Pass only those, since this option is not hidden from logs.
     type: dict
   config_name:
     description: How messages name the configuration, e.g. V(Secret okera/okera-config).
@@ -75,6 +87,27 @@ options:
     description: Key of O(config) that holds the algorithm.
     type: str
     default: JWT_ALGORITHM
+  config_catalog_admins_key:
+    description: Key of O(config) that holds the catalog admin groups, comma-separated.
+    type: str
+    default: CATALOG_ADMINS
+  catalog_admins:
+    description:
+      - The cluster's catalog admin groups; unset reads them from O(config). An empty list means unknown
+        (no check).
+    type: list
+    elements: str
+  groups:
+    description: The groups new tokens get; empty keeps the current ones (see above).
+    type: list
+    elements: str
+    default: []
+  unfinished_marker:
+    description:
+      - The value of the token Secret's annotation C(okera.auth/rotation-unfinished), when it has one - left by a
+        rotation that wrote the Secret but did not get to restart the workloads and check the cluster. It
+        is reported in RV(unfinished) (the role then finishes that rotation).
+    type: str
   algorithm:
     description:
       - The algorithm tokens must be signed with (JWA names or Okera's V(rsa512)); never taken from a token.
@@ -147,6 +180,9 @@ plan:
     expires_at:
       description: Expiry, ISO 8601 UTC; null without a readable C(exp).
       type: str
+    issued_at:
+      description: Issue time (C(iat)), ISO 8601 UTC; null without a readable one.
+      type: str
     expires_in:
       description: Seconds until expiry (negative once expired); null when RV(plan[].expires_at) is.
       type: int
@@ -163,6 +199,22 @@ plan:
     valid:
       description: Whether the token verifies with the cluster's key(s) and algorithm.
       type: bool
+    genuine:
+      description: Whether its signature verifies with the cluster's key(s), expiry aside; only a genuine
+        token lends its issuer and groups.
+      type: bool
+    catalog_admin:
+      description: Whether its groups include one of the catalog admins; null when they are unknown or the
+        token is missing or unreadable.
+      type: bool
+    new_groups:
+      description: The groups a new token for this key gets.
+      type: list
+      elements: str
+    new_groups_from:
+      description: Where RV(plan[].new_groups) come from - C(system_token_groups), C(the current token),
+        C(the token of SYSTEM_TOKEN_0), C(the catalog admins); null when there are none.
+      type: str
     rotate:
       description: Whether to rotate it.
       type: bool
@@ -174,6 +226,41 @@ plan:
       description: One line for the operator.
       type: str
       sample: "SYSTEM_TOKEN_0: sub=okera_system_user iss=prod expires 2026-12-23T07:50:00Z (2.0 days left), expires within 7d: rotate"
+catalog_admins:
+  description: The cluster's catalog admin groups; null when unknown.
+  returned: success
+  type: list
+  elements: str
+catalog_admins_from:
+  description: Where they come from, e.g. C(CATALOG_ADMINS of Secret okera/okera-config) or C(system_token_catalog_admins).
+  returned: success
+  type: str
+unfinished:
+  description: The unfinished rotation the marker names; null when there is none.
+  returned: success
+  type: dict
+  contains:
+    started:
+      description: When it started (ISO 8601 UTC).
+      type: str
+    by:
+      description: The inventory host that ran it.
+      type: str
+    secret_keys:
+      description: The Secret keys it wrote.
+      type: list
+      elements: str
+    same_tokens:
+      description: Whether the Secret still holds the token(s) it wrote.
+      type: bool
+    summary:
+      description: One line for the operator.
+      type: str
+refusal:
+  description: Why the tokens to rotate cannot be minted as planned (no groups, or none of the catalog
+    admins among them), naming the role variable to set; null when they can.
+  returned: success
+  type: str
 rotate_keys:
   description: The keys of the tokens to rotate.
   returned: success
@@ -197,7 +284,9 @@ from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuth
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS,
 )
-from ansible_collections.okera.auth.plugins.module_utils.system_token import cluster_keys, plan_rotation
+from ansible_collections.okera.auth.plugins.module_utils.system_token import (
+    catalog_admins_of, cluster_keys, plan_rotation, rotation_refusal, unfinished_rotation,
+)
 
 
 def main():
@@ -212,6 +301,10 @@ def main():
             config_name=dict(type="str", default="the configuration Secret"),
             config_public_key_key=dict(type="str", default="JWT_PUBLIC_KEY", no_log=False),
             config_algorithm_key=dict(type="str", default="JWT_ALGORITHM", no_log=False),
+            config_catalog_admins_key=dict(type="str", default="CATALOG_ADMINS", no_log=False),
+            catalog_admins=dict(type="list", elements="str"),
+            groups=dict(type="list", elements="str", default=[]),
+            unfinished_marker=dict(type="str"),
             algorithm=dict(type="str"),
             rotate_before=dict(type="str", default="7d"),
             force=dict(type="bool", default=False),
@@ -225,11 +318,16 @@ def main():
         keys = cluster_keys(params["public_key_content"], params["algorithm"], params["config"],
                             params["config_name"], params["config_public_key_key"],
                             params["config_algorithm_key"])
+        admins, admins_from = catalog_admins_of(params["config"], params["catalog_admins"], params["config_name"],
+                                                params["config_catalog_admins_key"])
         plan = plan_rotation(params["tokens"], params["secret_keys"], keys, params["rotate_before"],
-                             params["force"])
+                             params["force"], groups=params["groups"], catalog_admins=admins)
     except OkeraAuthError as error:
         module.fail_json(msg=str(error))
     module.exit_json(changed=False, plan=[entry.as_dict() for entry in plan],
+                     catalog_admins=admins, catalog_admins_from=admins_from,
+                     refusal=rotation_refusal(plan, admins, admins_from),
+                     unfinished=unfinished_rotation(params["unfinished_marker"], params["tokens"]),
                      rotate_keys=[entry.key for entry in plan if entry.rotate],
                      algorithm=keys.algorithm, public_keys=keys.public_key_pems())
 

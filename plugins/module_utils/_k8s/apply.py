@@ -20,7 +20,8 @@ from .client import ClusterError, api_path, request
 
 APPLIED_HASH_ANNOTATION = "okera.auth/applied-sha256"
 
-# (apiVersion, kind) -> resource plural: the kinds a sidecar deployment is made of.
+# (apiVersion, kind) -> resource plural: the kinds a sidecar deployment and the rotation's CronJob
+# are made of.
 SUPPORTED_KINDS: Dict[Tuple[str, str], str] = {
     ("v1", "Secret"): "secrets",
     ("v1", "ConfigMap"): "configmaps",
@@ -30,6 +31,9 @@ SUPPORTED_KINDS: Dict[Tuple[str, str], str] = {
     ("apps/v1", "Deployment"): "deployments",
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("apps/v1", "DaemonSet"): "daemonsets",
+    ("batch/v1", "CronJob"): "cronjobs",
+    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
 }
 
 # A pod's spec is immutable: a changed Pod is deleted, then created again.

@@ -25,6 +25,7 @@ try:
     from kubernetes import config as k8s_config
     from kubernetes.client.rest import ApiException
     from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import InClusterConfigLoader
 
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR: Optional[str] = None
@@ -43,6 +44,12 @@ except ImportError as exc:  # reported by the modules through missing_required_l
 
 # Seconds for one API request; a cluster that does not answer within it is reported, not waited on.
 REQUEST_TIMEOUT = 30
+
+# Where the kubelet puts a pod's service-account token and cluster CA. OKERA_AUTH_SERVICE_ACCOUNT_DIR
+# names another directory with the same two files (token, ca.crt): a pod's view laid out elsewhere,
+# as the tests of the in-cluster path do.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_DIR_ENV = "OKERA_AUTH_SERVICE_ACCOUNT_DIR"
 
 # Each option of the shared argument spec and the environment variable it falls back to,
 # the names kubernetes.core uses.
@@ -144,7 +151,15 @@ def build_configuration(params: Mapping[str, Any], environ: Optional[Mapping[str
                 raise ClusterError("kubeconfig %s does not exist: set kubeconfig to a readable file" % path)
             k8s_config.load_kube_config(config_file=path, context=auth["context"], client_configuration=configuration)
         elif environ.get("KUBERNETES_SERVICE_HOST"):
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            directory = environ.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR
+            try:
+                InClusterConfigLoader(token_filename=os.path.join(directory, "token"),
+                                      cert_filename=os.path.join(directory, "ca.crt"),
+                                      environ=environ).load_and_set(configuration)
+            except ConfigException as exc:
+                raise ClusterError("cannot use the in-cluster service account (%s): %s; run in a pod whose "
+                                   "service account token is mounted, or set kubeconfig or host"
+                                   % (directory, _one_line(str(exc)))) from None
         else:
             raise ClusterError(
                 "no cluster credentials: set kubeconfig (or K8S_AUTH_KUBECONFIG), or host with api_key, "

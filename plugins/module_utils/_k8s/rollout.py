@@ -175,6 +175,38 @@ def find_pods(api_client: Any, namespace: str, names: Optional[Sequence[str]] = 
     return pods
 
 
+def recreator(pod: Dict[str, Any]) -> Optional[str]:
+    """What recreates the pod when it is deleted ("ReplicaSet cdas-rest-server-7d9f"), or None.
+
+    That is its controller (the ownerReference marked controller: ReplicaSet, StatefulSet,
+    DaemonSet, Job, or an operator's resource); a pod without one is gone for good once deleted.
+    """
+    for reference in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return "%s %s" % (reference.get("kind", "?"), reference.get("name", "?"))
+    return None
+
+
+def pods_to_replace(pods: Sequence[Dict[str, Any]], selected: bool) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:
+    """(the pods to delete and wait for, {name: why} of those left alone).
+
+    Left alone: pods that have finished (Succeeded/Failed: they read nothing any more), and
+    pods that nothing recreates, unless ``selected`` (they were named, or matched a label
+    selector: whoever chose them says something brings them back).
+    """
+    replace, skipped = [], {}
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            skipped[name] = "it has finished (%s)" % phase
+        elif recreator(pod) is None and not selected:
+            skipped[name] = "no controller recreates it (it would be gone for good)"
+        else:
+            replace.append(pod)
+    return replace, skipped
+
+
 def delete_pods(api_client: Any, pods: Sequence[Dict[str, Any]], check_mode: bool = False) -> List[str]:
     """Delete the pods (nothing in check mode); returns their names. A pod already gone is fine."""
     names = []
@@ -190,11 +222,17 @@ def delete_pods(api_client: Any, pods: Sequence[Dict[str, Any]], check_mode: boo
     return names
 
 
-def replacement_state(pods: Sequence[Dict[str, Any]], old_uids: Iterable[str], expected: int) -> Tuple[bool, str]:
-    """(done, summary): the old pods are gone and `expected` new ones are ready."""
+def replacement_state(pods: Sequence[Dict[str, Any]], old_uids: Iterable[str], expected: int,
+                      known_uids: Optional[Iterable[str]] = None) -> Tuple[bool, str]:
+    """(done, summary): the old pods are gone and `expected` new ones are ready.
+
+    New pods are those not among `known_uids` (every pod there was before the deletion; the
+    deleted ones when not given), so that a pod left alone never counts as a replacement.
+    """
     old = set(old_uids)
+    known = old | set(known_uids or ())
     remaining = [pod for pod in pods if pod["metadata"].get("uid") in old]
-    ready = [pod for pod in pods if pod["metadata"].get("uid") not in old and pod_is_ready(pod)]
+    ready = [pod for pod in pods if pod["metadata"].get("uid") not in known and pod_is_ready(pod)]
     summary = "%d/%d replacement pod(s) ready" % (len(ready), expected)
     if remaining:
         summary += ", %d old pod(s) still present" % len(remaining)
@@ -204,8 +242,10 @@ def replacement_state(pods: Sequence[Dict[str, Any]], old_uids: Iterable[str], e
 def wait_for_replacements(api_client: Any, namespace: str, label_selector: Optional[str],
                           old_uids: Sequence[str], expected: int, timeout: float, sleep: float,
                           clock: Callable[[], float] = time.monotonic,
-                          sleeper: Callable[[float], None] = time.sleep) -> str:
+                          sleeper: Callable[[float], None] = time.sleep,
+                          known_uids: Optional[Sequence[str]] = None) -> str:
     """Wait until the deleted pods are replaced by as many ready ones (their controllers' job)."""
     what = "pods in namespace %s%s" % (namespace, " matching %s" % label_selector if label_selector else "")
-    return _poll(lambda: replacement_state(list_pods(api_client, namespace, label_selector), old_uids, expected),
+    return _poll(lambda: replacement_state(list_pods(api_client, namespace, label_selector), old_uids, expected,
+                                           known_uids),
                  what, timeout, sleep, clock, sleeper)

@@ -40,6 +40,9 @@ class SecretData:
     resource_version: Optional[str] = None
     type: Optional[str] = None
     data: Dict[str, bytes] = field(default_factory=dict)
+    # metadata.annotations; callers pass on only the ones they name (kubectl's
+    # last-applied-configuration annotation may hold the whole Secret).
+    annotations: Dict[str, str] = field(default_factory=dict)
 
     def hashes(self, keys: Optional[List[str]] = None) -> Dict[str, Optional[str]]:
         wanted = sorted(self.data) if keys is None else keys
@@ -56,6 +59,8 @@ class SetResult:
     resource_version: Optional[str]
     conflicts: int = 0
     backup_file: Optional[str] = None
+    changed_annotations: List[str] = field(default_factory=list)
+    annotations_before: Dict[str, Optional[str]] = field(default_factory=dict)
 
 
 def _describe(namespace: str, name: str) -> str:
@@ -82,7 +87,7 @@ def read_secret(api_client: Any, namespace: str, name: str) -> SecretData:
         raise
     metadata = secret.get("metadata") or {}
     return SecretData(namespace, name, True, metadata.get("resourceVersion"), secret.get("type"),
-                      _decode_data(namespace, name, secret.get("data")))
+                      _decode_data(namespace, name, secret.get("data")), dict(metadata.get("annotations") or {}))
 
 
 def _encode(value: Optional[bytes]) -> Optional[str]:
@@ -118,34 +123,47 @@ def write_backup(path: str, current: SecretData, keys: List[str]) -> str:
 def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[str, Optional[bytes]],
                     create: bool = False, secret_type: str = "Opaque", check_mode: bool = False,
                     conflict_retries: int = DEFAULT_CONFLICT_RETRIES,
-                    backup_path: Optional[str] = None) -> SetResult:
-    """Set (or, for None, remove) keys of the Secret's data; only what differs is patched.
+                    backup_path: Optional[str] = None,
+                    annotations: Optional[Mapping[str, Optional[str]]] = None) -> SetResult:
+    """Set (or, for None, remove) keys of the Secret's data, and annotations, in one patch;
+    only what differs is patched.
 
     The patch carries the resourceVersion that was read, so a concurrent writer makes the API
     server answer 409; the Secret is then read again and the patch recomputed, at most
-    `conflict_retries` more times.
+    `conflict_retries` more times. A backup is written only when data changes.
     """
     keys = sorted(values)
+    wanted_annotations = dict(annotations or {})
     conflicts = 0
     while True:
         current = read_secret(api_client, namespace, name)
         before = current.hashes(keys)
         after = {key: value_hash(values[key]) for key in keys}
+        annotations_before = {key: current.annotations.get(key) for key in sorted(wanted_annotations)}
         if not current.exists:
             if not create:
                 raise ClusterError("%s does not exist: create it first, or set create: true"
                                    % _describe(namespace, name), 404)
             changed_keys = [key for key in keys if values[key] is not None]
+            changed_annotations = sorted(key for key, value in wanted_annotations.items() if value is not None)
         else:
             changed_keys = [key for key in keys if current.data.get(key) != values[key]]
-        if not changed_keys:
-            return SetResult(False, False, [], before, after, current.resource_version, conflicts)
+            changed_annotations = sorted(key for key, value in wanted_annotations.items()
+                                         if current.annotations.get(key) != value)
+        if not changed_keys and not changed_annotations:
+            return SetResult(False, False, [], before, after, current.resource_version, conflicts,
+                             annotations_before=annotations_before)
         if check_mode:
-            return SetResult(True, not current.exists, changed_keys, before, after, current.resource_version, conflicts)
-        backup_file = write_backup(backup_path, current, changed_keys) if backup_path and current.exists else None
+            return SetResult(True, not current.exists, changed_keys, before, after, current.resource_version, conflicts,
+                             changed_annotations=changed_annotations, annotations_before=annotations_before)
+        backup_file = (write_backup(backup_path, current, changed_keys)
+                       if backup_path and current.exists and changed_keys else None)
+        annotation_patch = {key: wanted_annotations[key] for key in changed_annotations}
         if not current.exists:
-            body = {"apiVersion": "v1", "kind": "Secret", "type": secret_type,
-                    "metadata": {"name": name, "namespace": namespace},
+            metadata = {"name": name, "namespace": namespace}
+            if annotation_patch:
+                metadata["annotations"] = annotation_patch
+            body = {"apiVersion": "v1", "kind": "Secret", "type": secret_type, "metadata": metadata,
                     "data": {key: _encode(values[key]) for key in changed_keys}}
             try:
                 created = request(api_client, "create " + _describe(namespace, name), "POST",
@@ -156,9 +174,13 @@ def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[
                     continue
                 raise
             version = (created.get("metadata") or {}).get("resourceVersion")
-            return SetResult(True, True, changed_keys, before, after, version, conflicts)
-        patch = {"metadata": {"resourceVersion": current.resource_version},
-                 "data": {key: _encode(values[key]) for key in changed_keys}}
+            return SetResult(True, True, changed_keys, before, after, version, conflicts,
+                             changed_annotations=changed_annotations, annotations_before=annotations_before)
+        patch: Dict[str, Any] = {"metadata": {"resourceVersion": current.resource_version}}
+        if changed_keys:
+            patch["data"] = {key: _encode(values[key]) for key in changed_keys}
+        if annotation_patch:
+            patch["metadata"]["annotations"] = annotation_patch
         try:
             patched = request(api_client, "patch " + _describe(namespace, name), "PATCH",
                               api_path(namespace, "secrets", name), patch, MERGE_PATCH)
@@ -171,4 +193,5 @@ def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[
                                    "other writers are done" % (_describe(namespace, name), conflicts + 1), 409) from None
             raise
         version = (patched.get("metadata") or {}).get("resourceVersion")
-        return SetResult(True, False, changed_keys, before, after, version, conflicts, backup_file)
+        return SetResult(True, False, changed_keys, before, after, version, conflicts, backup_file,
+                         changed_annotations, annotations_before)

@@ -20,10 +20,12 @@ from okera_auth.module_utils.errors import OkeraAuthError
 from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.tokens import parse_duration
 from .errors import ApiError, SandboxError
-from .kubelet import is_ready
-from .okera import CONFIG_SECRET, DEFAULT_ALGORITHM_SETTING, token_report
-from .resources import PODS
-from .server import SandboxServer
+from .controllers import LOAD_BALANCER_IP
+from .kubelet import is_ready, running_containers
+from .okera import CONFIG_SECRET, DEFAULT_ALGORITHM_SETTING, REST_SERVICE, token_report
+from .podman import PodmanPods
+from .resources import PODS, SERVICE_RESOURCE
+from .server import RestListenError, SandboxServer
 from .statedir import DEFAULT_GROUPS, DEFAULT_ISSUER, StateDir, init_sandbox
 from .pki import server_context
 
@@ -55,9 +57,10 @@ def running_server(state: StateDir) -> Optional[dict]:
     return record
 
 
-def _write_pidfile(state: StateDir, url: str, kubeconfig: str) -> None:
+def _write_pidfile(state: StateDir, url: str, kubeconfig: str, rest_url: Optional[str] = None) -> None:
     pid = os.getpid()
-    record = {"pid": pid, "started": _process_start_time(pid), "url": url, "kubeconfig": kubeconfig}
+    record = {"pid": pid, "started": _process_start_time(pid), "url": url, "kubeconfig": kubeconfig,
+              "rest_url": rest_url}
     write_file_atomic(state.pidfile, json.dumps(record).encode("utf-8"), mode=0o600)
 
 
@@ -82,9 +85,11 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
     except OkeraAuthError as error:
         raise SandboxError("--token-ttl: %s" % error) from None
     groups = [group.strip() for group in args.groups.split(",") if group.strip()]
+    admins = None if args.catalog_admins is None else [
+        group.strip() for group in args.catalog_admins.split(",") if group.strip()]
     settings = init_sandbox(state, namespace=args.namespace, token_ttl=ttl, issuer=args.issuer,
                             groups=groups, algorithm=args.algorithm, tls=args.tls,
-                            config_secret=args.config_secret, force=args.force)
+                            config_secret=args.config_secret, force=args.force, catalog_admins=admins)
     out.write("%s: initialized %s (namespace %s, system token valid for %s, signing key %s%s)\n"
               % (PROGRAM, state.root, settings.namespace, args.token_ttl, state.signing_key,
                  "" if settings.tls else ", plain HTTP"))
@@ -95,10 +100,18 @@ def _build_server(args: argparse.Namespace, state: StateDir, log: Callable[[str]
     settings = state.settings()
     use_tls = settings.tls if args.tls is None else args.tls
     context = server_context(*state.ensure_certificates()) if use_tls else None
+    store, runtime = state.store(), None
+    if args.podman:
+        runtime = PodmanPods(store, args.crash_backoff, log=log)
+        runtime.check()
     try:
-        server = SandboxServer(state.store(), state.users(settings), port=args.port, ssl_context=context,
+        server = SandboxServer(store, state.users(settings), port=args.port, ssl_context=context,
                                start_delay=args.pod_start_delay, crash_backoff=args.crash_backoff,
-                               log=log, log_requests=args.verbose)
+                               log=log, log_requests=args.verbose, namespace=settings.namespace,
+                               rest_port=args.rest_port, runtime=runtime)
+    except RestListenError as error:
+        raise SandboxError("cannot listen on 127.0.0.1:%d for the Okera REST API: %s (give another --rest-port, "
+                           "or 0 for a free one)" % (args.rest_port, error.strerror)) from None
     except OSError as error:
         raise SandboxError("cannot listen on 127.0.0.1:%d: %s (give another --port, or 0 for a free one)"
                            % (args.port, error.strerror)) from None
@@ -111,7 +124,7 @@ def _serve_until_signalled(server: SandboxServer, state: StateDir) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
-    _write_pidfile(state, server.url, server.kubeconfig_path)
+    _write_pidfile(state, server.url, server.kubeconfig_path, server.rest_url)
     try:
         stop.wait()
     finally:
@@ -136,8 +149,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     if args.background:
         return _serve_in_background(args, state, out)
     server = _build_server(args, state, _log_to(sys.stderr))
-    out.write("%s: serving %s (kubeconfig %s); stop with Ctrl-C\n"
-              % (PROGRAM, server.url, server.kubeconfig_path))
+    out.write("%s: serving %s (kubeconfig %s; Okera REST API %s); stop with Ctrl-C\n"
+              % (PROGRAM, server.url, server.kubeconfig_path, server.rest_url))
     out.flush()
     _serve_until_signalled(server, state)
     return 0
@@ -154,9 +167,9 @@ def _serve_in_background(args: argparse.Namespace, state: StateDir, out: TextIO)
         if not answer.startswith("ok "):
             os.waitpid(pid, 0)
             raise SandboxError(answer.strip() or "the background server did not start: see %s" % state.log)
-        url, kubeconfig = answer[3:].strip().split(" ", 1)
-        out.write("%s: serving %s in the background (pid %d, kubeconfig %s, log %s)\n"
-                  % (PROGRAM, url, pid, kubeconfig, state.log))
+        url, rest_url, kubeconfig = answer[3:].strip().split(" ", 2)
+        out.write("%s: serving %s in the background (pid %d, kubeconfig %s, Okera REST API %s, log %s)\n"
+                  % (PROGRAM, url, pid, kubeconfig, rest_url, state.log))
         return 0
     os.close(read_end)
     os.setsid()
@@ -174,8 +187,8 @@ def _serve_in_background(args: argparse.Namespace, state: StateDir, out: TextIO)
                 os.dup2(devnull, descriptor)
             os.dup2(log_stream.fileno(), 2)
             server.start()
-            _write_pidfile(state, server.url, server.kubeconfig_path)
-            pipe.write("ok %s %s\n" % (server.url, server.kubeconfig_path))
+            _write_pidfile(state, server.url, server.kubeconfig_path, server.rest_url)
+            pipe.write("ok %s %s %s\n" % (server.url, server.rest_url, server.kubeconfig_path))
             pipe.close()
             _log_to(log_stream)("serving %s" % server.url)
             stopped = threading.Event()
@@ -222,12 +235,21 @@ def status_report(state: StateDir) -> dict:
         containers = (pod.get("status") or {}).get("containerStatuses") or []
         waiting = [container["state"]["waiting"].get("reason") for container in containers
                    if "waiting" in (container.get("state") or {})]
+        # The hash of the system token the pod's running containers started with (never the token).
+        started_with = [((state.get("details") or {}).get("systemToken") or {}).get("sha256")
+                        for state in running_containers(store, pod)]
         pods.append({"name": pod["metadata"]["name"], "ready": is_ready(pod),
                      "state": waiting[0] if waiting else (pod.get("status") or {}).get("phase", "Pending"),
-                     "restarts": sum(container.get("restartCount", 0) for container in containers)})
+                     "restarts": sum(container.get("restartCount", 0) for container in containers),
+                     "token_sha256": next((digest for digest in started_with if digest), None)})
+    service = store.find(SERVICE_RESOURCE, settings.namespace, REST_SERVICE)
+    rest_port = ((service or {}).get("spec", {}).get("ports") or [{}])[0].get("port")
+    rest = {"service": "%s/%s" % (settings.namespace, REST_SERVICE) if service else None,
+            "url": (record or {}).get("rest_url"),
+            "load_balancer": "%s:%s" % (LOAD_BALANCER_IP, rest_port) if service else None}
     return {"state_dir": state.root, "server": {"running": bool(record), "url": (record or {}).get("url"),
                                                 "pid": (record or {}).get("pid")},
-            "kubeconfig": (record or {}).get("kubeconfig"),
+            "kubeconfig": (record or {}).get("kubeconfig"), "rest": rest,
             "token": token_report(store, settings.namespace, settings.token_secret, settings.config_secret),
             "pods": pods, "pods_ready": sum(1 for pod in pods if pod["ready"]), "pods_total": len(pods)}
 
@@ -244,6 +266,10 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     out.write("system token (%s, %s): subject %s, issuer %s, expires %s (in %s), cluster accepts it: %s\n"
               % (token["secret"], token["key"], token["subject"], token["issuer"], token["expires_at"],
                  _days(token["expires_in"]), "yes" if token["valid"] else "no (%s)" % token["reason"]))
+    rest = report["rest"]
+    if rest["service"]:
+        out.write("Okera REST API: %s (Service %s, LoadBalancer %s, plain HTTP)\n"
+                  % (rest["url"] or "not served", rest["service"], rest["load_balancer"]))
     out.write("pods ready: %d of %d\n" % (report["pods_ready"], report["pods_total"]))
     for pod in report["pods"]:
         readiness = "ready" if pod["ready"] else "-"
@@ -260,6 +286,9 @@ def _state_dir_argument(parser: argparse.ArgumentParser) -> None:
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     _state_dir_argument(parser)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 picks a free one")
+    parser.add_argument("--rest-port", type=int, default=0,
+                        help="port of Okera's REST API stand-in (plain HTTP, written into Service "
+                             "cdas-rest-server); 0 picks a free one")
     parser.add_argument("--kubeconfig", help="where to write the kubeconfig (default STATE_DIR/kubeconfig)")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
                         help="serve HTTPS (the default set by init) or plain HTTP")
@@ -268,6 +297,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crash-backoff", type=float, default=2.0,
                         help="seconds before a crashed container is restarted (default 2)")
     parser.add_argument("--verbose", action="store_true", help="log every request, not only errors")
+    parser.add_argument("--podman", action="store_true",
+                        help="run the pods that are not Okera's for real with podman kube play (their images "
+                             "from podman's local storage, no network); the Okera pods stay simulated")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--token-ttl", default="30d", help="lifetime of the system token, e.g. 2d, 12h (default 30d)")
     init.add_argument("--issuer", default=DEFAULT_ISSUER)
     init.add_argument("--groups", default=",".join(DEFAULT_GROUPS), help="comma-separated groups claim")
+    init.add_argument("--catalog-admins", help="the cluster's CATALOG_ADMINS, comma-separated (default: the "
+                      "--groups); the services refuse a system token in none of them; '' leaves it out")
     init.add_argument("--algorithm", default=DEFAULT_ALGORITHM_SETTING,
                       help="the cluster's JWT_ALGORITHM (RSA512 or RSA256)")
     init.add_argument("--config-secret", default=CONFIG_SECRET,

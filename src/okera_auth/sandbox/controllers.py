@@ -7,7 +7,8 @@ Deployment keeps one ReplicaSet per template (with revisions, so rollback works)
 sizes them as the rolling update does (maxSurge/maxUnavailable, unavailable old pods
 first), a StatefulSet replaces pods one at a time from the highest ordinal and waits
 for each to be ready, a DaemonSet replaces its one pod per node. ControllerRevisions
-are not modelled: StatefulSet and DaemonSet revisions are template hashes.
+are not modelled: StatefulSet and DaemonSet revisions are template hashes. A Service of type
+LoadBalancer gets 127.0.0.1 as its load balancer's ingress.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import time
 from typing import List, Tuple
 
 from .kubelet import NODE_NAME, is_ready, is_running_and_ready
-from .resources import DAEMONSETS, DEPLOYMENTS, PODS, REPLICASETS, STATEFULSETS, WORKLOADS, ResourceType
+from .resources import (
+    DAEMONSETS, DEPLOYMENTS, PODS, REPLICASETS, SERVICE_RESOURCE, STATEFULSETS, WORKLOADS, ResourceType)
 from .store import Store, random_suffix, timestamp
 
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 REVISION_LABEL = "controller-revision-hash"
+LOAD_BALANCER_IP = "127.0.0.1"
 
 
 def _without_nulls(value):
@@ -126,6 +129,19 @@ class Controllers:
             self._sync_statefulset(statefulset)
         for daemonset in self.store.objects(DAEMONSETS):
             self._sync_daemonset(daemonset)
+        for service in self.store.objects(SERVICE_RESOURCE):
+            self._sync_service(service)
+
+    def _sync_service(self, service: dict) -> None:
+        """The load balancer of the one node: every LoadBalancer Service gets the loopback address.
+
+        Only the port the sandbox's Okera REST listener bound (written into Service
+        cdas-rest-server by the server) really answers there.
+        """
+        balanced = service["spec"].get("type") == "LoadBalancer"
+        status = {"loadBalancer": {"ingress": [{"ip": LOAD_BALANCER_IP, "ipMode": "VIP"}]} if balanced else {}}
+        self.store.write_status(SERVICE_RESOURCE, service["metadata"]["namespace"], service["metadata"]["name"],
+                                status)
 
     def _collect_orphans(self) -> None:
         """Delete what a gone controller owned (background cascading deletion)."""

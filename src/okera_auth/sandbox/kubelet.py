@@ -30,6 +30,9 @@ class StartOutcome:
     ready: bool
     message: Optional[str] = None
     expires_at: Optional[float] = None  # the container fails at this time (its token expires)
+    # What the running container knows from its start (public configuration, never a token):
+    # kept with the container while it runs, for whatever serves requests "from" it.
+    details: Optional[dict] = None
 
 
 StartCheck = Callable[[Dict[str, str], str, Store], StartOutcome]
@@ -108,6 +111,21 @@ def container_log(store: Store, pod: dict, container: str) -> List[str]:
     return list(((runtime.get("containers") or {}).get(container) or {}).get("log") or [])
 
 
+def running_containers(store: Store, pod: dict) -> List[dict]:
+    """The runtime state of each of the pod's containers that is running now (copies)."""
+    runtime = store.pod_runtime.get(pod["metadata"]["uid"]) or {}
+    return [dict(state, name=name) for name, state in sorted((runtime.get("containers") or {}).items())
+            if state.get("state") == "running"]
+
+
+def last_failure(store: Store, pod: dict) -> Optional[str]:
+    """Why the pod's containers last failed to start or stopped, if they did."""
+    runtime = store.pod_runtime.get(pod["metadata"]["uid"]) or {}
+    messages = [state.get("message") for state in (runtime.get("containers") or {}).values()
+                if state.get("state") != "running" and state.get("message")]
+    return messages[0] if messages else None
+
+
 def pod_ip(pod: dict) -> str:
     digest = hashlib.sha256(pod["metadata"]["uid"].encode("ascii")).digest()
     return "10.89.%d.%d" % (digest[0], 2 + digest[1] % 250)
@@ -126,15 +144,20 @@ class Kubelet:
     """Advances every pod: scheduling, container starts, crashes, restarts, readiness."""
 
     def __init__(self, store: Store, start_check: StartCheck, start_delay: float = 0.5,
-                 crash_backoff: float = 2.0) -> None:
+                 crash_backoff: float = 2.0, runtime=None) -> None:
+        """``runtime`` runs the pods it ``handles`` for real (``podman.PodmanPods``); the others are simulated."""
         self.store = store
         self.start_check = start_check
         self.start_delay = start_delay
         self.crash_backoff = crash_backoff
+        self.runtime = runtime
 
     def sync(self, now: float) -> None:
-        for pod in self.store.objects(PODS):
+        pods = self.store.objects(PODS)
+        for pod in pods:
             self._sync_pod(pod, now)
+        if self.runtime is not None:
+            self.runtime.prune([pod["metadata"]["uid"] for pod in pods])
 
     def _sync_pod(self, pod: dict, now: float) -> None:
         uid = pod["metadata"]["uid"]
@@ -148,6 +171,10 @@ class Kubelet:
             scheduled = dict(pod, spec=dict(pod["spec"], nodeName=NODE_NAME))
             self.store.write_object(PODS, scheduled)
             pod = scheduled
+        if self.runtime is not None and self.runtime.handles(pod):
+            self.store.write_status(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                    self.runtime.sync(pod, now))
+            return
         if now >= runtime["startAt"]:
             for container in pod["spec"]["containers"]:
                 self._sync_container(pod, container, runtime, now)
@@ -176,11 +203,12 @@ class Kubelet:
             _log(state, now, "exiting: %s" % state["message"])
             return
         state.update(state="running", startedAt=now, message=None, expiresAt=outcome.expires_at,
-                     expiryMessage="the system token expired" if outcome.expires_at else None)
+                     expiryMessage="the system token expired" if outcome.expires_at else None,
+                     details=outcome.details)
         _log(state, now, outcome.message or "started")
 
     def _crash(self, state: dict, now: float, message: str) -> None:
-        state.update(state="crashed", message=message, finishedAt=now,
+        state.update(state="crashed", message=message, finishedAt=now, details=None,
                      restarts=state["restarts"] + 1, retryAt=now + self.crash_backoff)
         self.store.mark_dirty()
 

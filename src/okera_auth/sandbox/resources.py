@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -60,6 +62,7 @@ RESOURCE_TYPES = (
     # Nothing writes events here, but kubectl describe lists them.
     ResourceType("", "v1", "events", "event", "Event", True, ("ev",)),
     ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",), has_status=True),
+    ResourceType("", "v1", "services", "service", "Service", True, ("svc",), ("all",), has_status=True),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
                  has_status=True, has_generation=True),
     ResourceType("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), ("all",),
@@ -68,11 +71,16 @@ RESOURCE_TYPES = (
                  has_status=True, has_generation=True),
     ResourceType("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), ("all",),
                  has_status=True, has_generation=True),
+    # Stored as given, nothing runs them: what the system token's rotation CronJob is made of.
+    ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
+    ResourceType("batch", "v1", "cronjobs", "cronjob", "CronJob", True, ("cj",)),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True),
 )
 BY_PATH: Dict[Tuple[str, str, str], ResourceType] = {
     (rtype.group, rtype.version, rtype.plural): rtype for rtype in RESOURCE_TYPES}
 BY_KIND: Dict[str, ResourceType] = {rtype.kind: rtype for rtype in RESOURCE_TYPES}
-GROUP_VERSIONS = (("", "v1"), ("apps", "v1"))
+GROUP_VERSIONS = (("", "v1"), ("apps", "v1"), ("batch", "v1"), ("rbac.authorization.k8s.io", "v1"))
 NAMESPACES = BY_KIND["Namespace"]
 PODS = BY_KIND["Pod"]
 SECRETS = BY_KIND["Secret"]
@@ -81,6 +89,7 @@ DEPLOYMENTS = BY_KIND["Deployment"]
 STATEFULSETS = BY_KIND["StatefulSet"]
 DAEMONSETS = BY_KIND["DaemonSet"]
 REPLICASETS = BY_KIND["ReplicaSet"]
+SERVICE_RESOURCE = BY_KIND["Service"]  # okera.SERVICES are Okera's services (workloads)
 WORKLOADS = (DEPLOYMENTS, STATEFULSETS, DAEMONSETS)
 
 
@@ -302,15 +311,100 @@ def _prepare_event(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
     """Events are stored as given."""
 
 
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+NODE_PORT_RANGE = (30000, 32767)
+
+
+def _hash_number(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big")
+
+
+def _service_port_problem(port: dict, number: int, several: bool) -> Optional[Tuple[str, str]]:
+    field = "spec.ports[%d]" % number
+    if not isinstance(port, dict):
+        return field, "Invalid value: a port must be an object"
+    value = port.get("port")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        return field + ".port", "Invalid value: %r: must be between 1 and 65535, inclusive" % (value,)
+    if several and not port.get("name"):
+        return field + ".name", "Required value"
+    if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+        return field + ".protocol", 'Unsupported value: %r: supported values: "SCTP", "TCP", "UDP"' % (
+            port.get("protocol"),)
+    return None
+
+
+def _prepare_service(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    """Defaults of a Service: type, protocol, targetPort, cluster IP and node ports (allocated once)."""
+    name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace", "")
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        _required(rtype, name, "spec")
+    spec.setdefault("type", "ClusterIP")
+    if spec["type"] not in SERVICE_TYPES:
+        raise invalid("Service", "", name, [("spec.type", "FieldValueNotSupported", "Unsupported value: %r: "
+                                             "supported values: %s" % (spec["type"], ", ".join(
+                                                 '"%s"' % kind for kind in SERVICE_TYPES)))])
+    ports = spec.get("ports") or []
+    if spec["type"] != "ExternalName" and not ports:
+        _required(rtype, name, "spec.ports")
+    selector = spec.get("selector")
+    if selector is not None and (not isinstance(selector, dict)
+                                 or not all(isinstance(value, str) for value in selector.values())):
+        raise bad_request("Service in version \"v1\" cannot be handled as a Service: spec.selector must "
+                          "map strings to strings")
+    old_spec = (old or {}).get("spec") or {}
+    old_node_ports = {(port.get("name"), port.get("port")): port.get("nodePort")
+                      for port in old_spec.get("ports") or [] if isinstance(port, dict)}
+    for number, port in enumerate(ports):
+        problem = _service_port_problem(port, number, len(ports) > 1)
+        if problem:
+            raise invalid("Service", "", name, [(problem[0], "FieldValueInvalid", problem[1])])
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port["port"])
+        if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
+            kept = old_node_ports.get((port.get("name"), port["port"])) or next(
+                (node_port for (port_name, _value), node_port in old_node_ports.items()
+                 if port_name == port.get("name") and node_port), None)
+            low, high = NODE_PORT_RANGE
+            port["nodePort"] = kept or low + _hash_number("%s/%s/%d" % (namespace, name, number)) % (high - low + 1)
+        elif spec["type"] not in ("NodePort", "LoadBalancer"):
+            port.pop("nodePort", None)
+    if spec["type"] != "ExternalName":
+        cluster_ip = old_spec.get("clusterIP")
+        if cluster_ip is None:
+            number = _hash_number("%s/%s" % (namespace, name))
+            cluster_ip = "10.96.%d.%d" % (number // 256 % 256, 2 + number % 250)
+        if spec.get("clusterIP") not in (None, "", cluster_ip):
+            raise invalid("Service", "", name, [("spec.clusterIPs[0]", "FieldValueInvalid",
+                                                 "Invalid value: %r: field is immutable" % (spec["clusterIP"],))])
+        spec["clusterIP"], spec["clusterIPs"] = cluster_ip, [cluster_ip]
+        spec.setdefault("sessionAffinity", "None")
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if spec["type"] == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+
+
+def _store_as_given(rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+    """Kinds the sandbox keeps but does not act on (no RBAC, no CronJob controller)."""
+
+
 _PREPARE = {"Event": _prepare_event, "Secret": _prepare_secret, "ConfigMap": _prepare_configmap,
             "Namespace": _prepare_namespace, "Pod": _prepare_pod, "Deployment": _prepare_workload,
             "StatefulSet": _prepare_workload, "DaemonSet": _prepare_workload,
-            "ReplicaSet": _prepare_workload}
+            "ReplicaSet": _prepare_workload, "Service": _prepare_service,
+            "ServiceAccount": _store_as_given, "CronJob": _store_as_given, "Role": _store_as_given,
+            "RoleBinding": _store_as_given}
 
 
 # Status fields without omitempty: the API server always writes them, and clients rely on it.
 _REQUIRED_STATUS = {
     "Pod": {"phase": "Pending"},
+    "Service": {"loadBalancer": {}},
     "StatefulSet": {"replicas": 0, "availableReplicas": 0},
     "ReplicaSet": {"replicas": 0},
     "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
@@ -320,7 +414,7 @@ _REQUIRED_STATUS = {
 
 def initial_status(rtype: ResourceType) -> dict:
     """The status of a newly created object, before any controller has looked at it."""
-    return dict(_REQUIRED_STATUS.get(rtype.kind, {}))
+    return copy.deepcopy(_REQUIRED_STATUS.get(rtype.kind, {}))
 
 
 def prepare(rtype: ResourceType, obj: dict, old: Optional[dict] = None) -> None:

@@ -20,15 +20,16 @@ from .controllers import Controllers
 from .errors import ApiError, bad_request
 from .kubelet import Kubelet, container_log
 from .okera import okera_start_check
+from .okera_rest import RestApi, RestHTTPServer, publish_port
 from .resources import (
-    BY_PATH, GROUP_VERSIONS, PODS, SERVER_VERSION, WRITE_VERBS, ResourceType, api_group, api_group_list,
+    BY_PATH, GROUP_VERSIONS, PODS, SERVER_VERSION, SERVICE_RESOURCE, WRITE_VERBS, ResourceType, api_group, api_group_list,
     openapi_document, openapi_root, resource_list)
 from .store import Store, apply_patch, patch_type_of
 from .tables import COLUMNS, table
 
 SUBRESOURCES = {"pods": (None, "status", "log"), "deployments": (None, "status", "scale"),
                 "statefulsets": (None, "status", "scale"), "daemonsets": (None, "status"),
-                "replicasets": (None, "status")}
+                "replicasets": (None, "status"), "services": (None, "status")}
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 MAX_BODY = 3 * 1024 * 1024  # the API server's request limit
 DEFAULT_WATCH_SECONDS = 1800
@@ -428,8 +429,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             options["propagationPolicy"] = query["propagationPolicy"]
         deleted = self.server.store.delete(target.rtype, target.namespace or "", target.name, options,
                                            self._dry_run(query, options))
-        if target.rtype is PODS:
-            self._send_json(200, deleted)  # pods answer with the object, like graceful deletion
+        if target.rtype in (PODS, SERVICE_RESOURCE):
+            # Pods (graceful deletion) and Services (ReturnDeletedObject) answer with the object.
+            self._send_json(200, deleted)
             return
         details = {"name": target.name, "kind": target.rtype.plural, "uid": deleted["metadata"]["uid"]}
         if target.rtype.group:
@@ -527,23 +529,39 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.log("connection from %s:%d failed" % client_address[:2])
 
 
+class RestListenError(OSError):
+    """The REST stand-in cannot listen on its port (the API server's port was free)."""
+
+
 class SandboxServer:
-    """The API server plus the simulated controllers and node, running in threads."""
+    """The API server, Okera's REST stand-in, and the simulated controllers and node, in threads."""
 
     def __init__(self, store: Store, users: List[Tuple[str, User]], host: str = "127.0.0.1",
                  port: int = 0, ssl_context: Optional[ssl.SSLContext] = None,
                  start_delay: float = 0.5, crash_backoff: float = 2.0, tick: float = 0.1,
-                 log: Optional[Callable[[str], None]] = None, log_requests: bool = False) -> None:
-        """``log`` takes errors (and every request with ``log_requests``); None discards them."""
+                 log: Optional[Callable[[str], None]] = None, log_requests: bool = False,
+                 namespace: str = "default", rest_port: int = 0, runtime=None) -> None:
+        """``log`` takes errors (and every request with ``log_requests``); None discards them.
+
+        ``namespace`` is the Okera cluster's, whose Service cdas-rest-server fronts the REST
+        listener (plain HTTP on ``host``:``rest_port``, 0 for a free port). ``runtime`` runs
+        pods for real (``podman.PodmanPods``, ``--podman``); without one every pod is simulated.
+        """
         self.store = store
+        self.namespace = namespace
         self.httpd = SandboxHTTPServer((host, port), store, users, log, log_requests)
+        try:
+            self.rest = RestHTTPServer((host, rest_port), RestApi(store, namespace), log, log_requests)
+        except OSError as error:
+            self.httpd.server_close()
+            raise RestListenError(error.errno, error.strerror) from None
         if ssl_context is not None:
             # The handshake happens in the request thread, so a slow client never blocks accept().
             self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True,
                                                         do_handshake_on_connect=False)
         self.scheme = "https" if ssl_context is not None else "http"
         self.controllers = Controllers(store)
-        self.kubelet = Kubelet(store, okera_start_check, start_delay, crash_backoff)
+        self.kubelet = Kubelet(store, okera_start_check, start_delay, crash_backoff, runtime)
         self.tick = tick
         self.kubeconfig_path: Optional[str] = None  # set by whoever writes one for this server
         self._threads: List[threading.Thread] = []
@@ -555,6 +573,11 @@ class SandboxServer:
     @property
     def url(self) -> str:
         return "%s://127.0.0.1:%d" % (self.scheme, self.port)
+
+    @property
+    def rest_url(self) -> str:
+        """Where Okera's REST stand-in listens (the load balancer of Service cdas-rest-server)."""
+        return self.rest.url
 
     def step(self) -> None:
         """One pass of the controllers and the node."""
@@ -575,6 +598,12 @@ class SandboxServer:
         self.httpd.serve_forever(poll_interval=0.1)  # so that stop() returns quickly
 
     def start(self) -> None:
+        if not publish_port(self.store, self.namespace, self.rest.port):
+            self.httpd.log("Service %s/cdas-rest-server does not exist: the Okera REST API at %s cannot be "
+                           "discovered (init the sandbox again)" % (self.namespace, self.rest.url))
+        self.rest.start()
+        if self.kubelet.runtime is not None:
+            self.kubelet.runtime.start()
         for target in (self._serve, self._simulate):
             thread = threading.Thread(target=target, name="sandbox%s" % target.__name__, daemon=True)
             thread.start()
@@ -584,5 +613,8 @@ class SandboxServer:
         self.httpd.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.rest.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.kubelet.runtime is not None:
+            self.kubelet.runtime.stop()  # after the simulation: it removes the pods it started

@@ -124,8 +124,13 @@ class StateDir:
 def init_sandbox(state: StateDir, namespace: str = "default", token_ttl: int = 30 * 86400,
                  issuer: str = DEFAULT_ISSUER, groups: Sequence[str] = DEFAULT_GROUPS,
                  algorithm: str = DEFAULT_ALGORITHM_SETTING, tls: bool = True,
-                 config_secret: str = CONFIG_SECRET, force: bool = False) -> Settings:
-    """Create a sandbox: keys, an Okera system token, the cluster's objects, API tokens."""
+                 config_secret: str = CONFIG_SECRET, force: bool = False,
+                 catalog_admins: Optional[Sequence[str]] = None) -> Settings:
+    """Create a sandbox: keys, an Okera system token, the cluster's objects, API tokens.
+
+    ``catalog_admins`` (the cluster's CATALOG_ADMINS) default to ``groups``; an empty list
+    leaves CATALOG_ADMINS out (any groups do).
+    """
     require_cryptography()
     if state.initialized() and not force:
         raise SandboxError("%s already holds a sandbox: give --force to replace it" % state.root)
@@ -154,6 +159,7 @@ def init_sandbox(state: StateDir, namespace: str = "default", token_ttl: int = 3
     if os.path.exists(state.cluster):
         os.unlink(state.cluster)
     seed_cluster(Store(state.cluster), namespace, minted.token, [public_pem], algorithm,
-                 token_secret=settings.token_secret, config_secret=config_secret)
+                 token_secret=settings.token_secret, config_secret=config_secret,
+                 catalog_admins=list(groups) if catalog_admins is None else list(catalog_admins))
     state.save_settings(settings)
     return settings

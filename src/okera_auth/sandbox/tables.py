@@ -67,6 +67,24 @@ def _ready_of(ready_field: str) -> Callable[[dict, float], str]:
                                        obj.get("spec", {}).get("replicas", 0))
 
 
+def _external_ip(service: dict) -> str:
+    spec = service.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return spec.get("externalName", "")
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    addresses = [entry.get("ip") or entry.get("hostname") or "" for entry in ingress]
+    if addresses:
+        return ",".join(addresses)
+    return "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+
+
+def _service_ports(service: dict) -> str:
+    ports = (service.get("spec") or {}).get("ports") or []
+    texts = ["%s%s/%s" % (port.get("port"), ":%s" % port["nodePort"] if port.get("nodePort") else "",
+                          port.get("protocol", "TCP")) for port in ports]
+    return ",".join(texts) or "<none>"
+
+
 _NAME: Column = ("Name", "string", lambda obj, now: obj["metadata"]["name"])
 _AGE: Column = ("Age", "string", age)
 COLUMNS: Dict[str, List[Column]] = {
@@ -90,8 +108,18 @@ COLUMNS: Dict[str, List[Column]] = {
     "configmaps": [_NAME, ("Data", "integer",
                            lambda obj, now: len(obj.get("data") or {}) + len(obj.get("binaryData") or {})),
                    _AGE],
+    "services": [_NAME, ("Type", "string", lambda obj, now: (obj.get("spec") or {}).get("type", "")),
+                 ("Cluster-IP", "string", lambda obj, now: (obj.get("spec") or {}).get("clusterIP", "<none>")),
+                 ("External-IP", "string", lambda obj, now: _external_ip(obj)),
+                 ("Port(s)", "string", lambda obj, now: _service_ports(obj)), _AGE],
     "namespaces": [_NAME, ("Status", "string", lambda obj, now: (obj.get("status") or {}).get("phase", "")),
                    _AGE],
+    "serviceaccounts": [_NAME, _AGE],
+    "cronjobs": [_NAME, ("Schedule", "string", lambda obj, now: (obj.get("spec") or {}).get("schedule", "")),
+                 ("Suspend", "boolean", lambda obj, now: bool((obj.get("spec") or {}).get("suspend"))), _AGE],
+    "roles": [_NAME, _AGE],
+    "rolebindings": [_NAME, ("Role", "string", lambda obj, now: "%s/%s" % (
+        (obj.get("roleRef") or {}).get("kind", ""), (obj.get("roleRef") or {}).get("name", ""))), _AGE],
 }
 
 

@@ -83,12 +83,12 @@ def test_force_rotates_a_fresh_token_by_fqcn(make_sandbox, write_inventory, run_
     inventory = write_inventory({"sandbox": sandbox})
     pods_before = {pod.metadata.uid for pod in sandbox.core().list_namespaced_pod("default").items}
     done = run_playbook("okera.auth.rotate_system_token", "-i", str(inventory), "-e", "system_token_force=true",
-                        "-e", '{"system_token_groups": ["okera_admins", "ops"]}', "-e", "system_token_issuer=prod",
+                        "-e", '{"system_token_groups": ["okera_catalog_admins", "ops"]}', "-e", "system_token_issuer=prod",
                         "-e", "system_token_restart_mode=delete_pods")
     assert done.returncode == 0, _output(done)[-4000:]
     new = sandbox.secret_value()
     assert new != old and _verifies_with_cluster_key(sandbox, new)
-    assert _claims(new)["groups"] == ["okera_admins", "ops"] and _claims(new)["iss"] == "prod"
+    assert _claims(new)["groups"] == ["okera_catalog_admins", "ops"] and _claims(new)["iss"] == "prod"
     assert _all_ready(sandbox)
     pods_after = {pod.metadata.uid for pod in sandbox.core().list_namespaced_pod("default").items}
     assert pods_after and not pods_after & pods_before, "every pod was replaced"
@@ -143,6 +143,7 @@ def test_token_signed_with_another_key_is_refused_before_anything_changes(
     _assert_nothing_secret_in(_output(done), old, wrong_key)
     assert "does not verify with the cluster's public key(s)" in done.stdout
     assert "nothing was changed" in done.stdout
+    assert recap(done.stdout)["sandbox"]["changed"] == 0, "minting in memory is no change"
     assert sandbox.secret_value() == old and sandbox.secret().metadata.resource_version == version
     assert not any(sandbox.restart_annotations().values())
 

@@ -41,7 +41,7 @@ def start_sandbox(state: StateDir, tls: bool = True) -> RunningSandbox:
     context = server_context(*state.ensure_certificates()) if tls else None
     store = state.store()
     server = SandboxServer(store, state.users(settings), ssl_context=context, start_delay=0.2,
-                           crash_backoff=0.5, tick=0.05)
+                           crash_backoff=0.5, tick=0.05, namespace=settings.namespace)
     kubeconfig = state.write_kubeconfig(settings, server.url)
     server.start()
     return RunningSandbox(state, settings, server, store, kubeconfig)

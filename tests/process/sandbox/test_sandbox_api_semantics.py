@@ -128,7 +128,7 @@ def test_unsupported_patch_type_and_protobuf_are_415(sandbox):
 
 
 def test_unknown_paths_and_methods(sandbox):
-    assert _json(sandbox, "GET", "/api/v1/services")[0] == 404
+    assert _json(sandbox, "GET", "/api/v1/nodes")[0] == 404
     assert _json(sandbox, "GET", "/api/v1/namespaces/default/pods/x/log")[0] == 404
     assert _json(sandbox, "PUT", "/api/v1/namespaces/default/secrets")[0] == 405
     assert _json(sandbox, "GET", "/version", token="wrong")[0] == 200
@@ -186,7 +186,8 @@ def test_statefulset_partition_keeps_lower_ordinals(ready_sandbox):
 
 def test_openapi_v3_tells_kubectl_that_the_server_validates(sandbox):
     status, root = _json(sandbox, "GET", "/openapi/v3")
-    assert status == 200 and set(root["paths"]) == {"api/v1", "apis/apps/v1"}
+    assert status == 200 and set(root["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1",
+                                                    "apis/rbac.authorization.k8s.io/v1"}
     status, document = _json(sandbox, "GET", root["paths"]["apis/apps/v1"]["serverRelativeURL"])
     patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"

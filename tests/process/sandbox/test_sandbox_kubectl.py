@@ -141,3 +141,13 @@ def test_logs_say_why_a_pod_is_not_ready(kubectl, ready_sandbox):
     wait_until(lambda: "exiting: the system token was rejected" in kubectl("logs", "cerebro-worker-1").stdout,
                what="the worker's failure in its log")
     assert expired not in kubectl("logs", "cerebro-worker-1").stdout
+
+
+def test_get_service_shows_the_load_balancer_and_the_rest_port(kubectl, ready_sandbox):
+    rest_port = ready_sandbox.server.rest.port
+    row = wait_until(lambda: [line for line in _ok(kubectl("get", "svc", "--no-headers")).splitlines()
+                              if line.startswith("cdas-rest-server") and "127.0.0.1" in line], what="an ingress")[0]
+    assert row.split()[1] == "LoadBalancer" and row.split()[4].startswith("%d:" % rest_port)
+    ingress = _ok(kubectl("get", "svc", "cdas-rest-server", "-o",
+                          "jsonpath={.status.loadBalancer.ingress[0].ip}:{.spec.ports[0].port}"))
+    assert ingress == "127.0.0.1:%d" % rest_port

@@ -166,7 +166,8 @@ def test_strategic_merge_of_env_by_name_keeps_other_variables(sandbox):
     apps.patch_namespaced_stateful_set("cerebro-worker", "default", {"spec": {"template": {"spec": {
         "containers": [{"name": "worker", "env": [{"name": "EXTRA", "value": "1"}]}]}}}})
     env = apps.read_namespaced_stateful_set("cerebro-worker", "default").spec.template.spec.containers[0].env
-    assert [variable.name for variable in env] == ["SYSTEM_TOKEN_0", "JWT_PUBLIC_KEY", "JWT_ALGORITHM", "EXTRA"]
+    assert [variable.name for variable in env] == ["SYSTEM_TOKEN_0", "JWT_PUBLIC_KEY", "JWT_ALGORITHM",
+                                                   "CATALOG_ADMINS", "EXTRA"]
 
 
 def test_daemonset_restart_replaces_its_pod(sandbox):
@@ -230,7 +231,7 @@ def test_discovery_documents(sandbox):
     api = _api(sandbox)
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     groups = client.ApisApi(api).get_api_versions().groups
-    assert [group.name for group in groups] == ["apps"]
+    assert [group.name for group in groups] == ["apps", "batch", "rbac.authorization.k8s.io"]
     resources = {resource.name for resource in client.AppsV1Api(api).get_api_resources().resources}
     assert {"deployments", "statefulsets", "daemonsets", "deployments/scale"} <= resources
     assert client.VersionApi(api).get_code().major == "1"

@@ -11,8 +11,9 @@ from okera_auth.module_utils import keys, system_token, tokens
 from okera_auth.module_utils.errors import AlgorithmError, ClaimsError, KeyLoadError
 
 DAY = 86400
-FIELDS = {"key", "present", "subject", "issuer", "groups", "expires_at", "expires_in", "days_left",
-          "keep_issuer", "keep_groups", "valid", "rotate", "why", "summary"}
+FIELDS = {"key", "present", "subject", "issuer", "groups", "expires_at", "issued_at", "expires_in", "days_left",
+          "keep_issuer", "keep_groups", "valid", "rotate", "why", "summary",
+          "genuine", "catalog_admin", "new_groups", "new_groups_from"}
 
 
 def _b64(value) -> str:

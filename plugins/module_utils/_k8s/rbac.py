@@ -1,0 +1,64 @@
+# Copyright: okera.auth contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The RBAC rules a rotation needs: exactly the requests the role's modules send, nothing more.
+
+One home for "which verbs does the rotation use", next to the code that sends the requests:
+
+* ``secrets.read_secret`` GETs a Secret by name; ``secrets.set_secret_data`` GETs it and PATCHes it
+  (never creates it: the role passes ``create: false``);
+* ``rollout.find_workloads`` LISTs each kind (a list cannot be limited by name), ``restart_workloads``
+  PATCHes and ``wait_for_rollouts`` GETs each named workload;
+* ``rollout.find_pods`` / ``wait_for_replacements`` LIST pods, ``delete_pods`` DELETEs them;
+* ``services.read_service`` GETs the Service in front of Okera's REST API, when the rotation finds the
+  API from it.
+
+The integration tests record what a rotation sends and compare it with these rules both ways.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+from .client import ClusterError
+from .rollout import _PLURAL, WORKLOAD_KINDS
+
+RESTART_MODES = ("rollout", "delete_pods", "none")
+
+
+def _rule(group: str, resources: Sequence[str], verbs: Sequence[str], names: Sequence[str] = ()) -> Dict[str, Any]:
+    rule: Dict[str, Any] = {"apiGroups": [group], "resources": list(resources)}
+    if names:
+        rule["resourceNames"] = sorted(set(names))
+    rule["verbs"] = list(verbs)
+    return rule
+
+
+def rotation_rules(namespace: str, secret_name: str, config_secret_name: Optional[str] = None,
+                   restart_mode: str = "rollout", restart_namespace: Optional[str] = None,
+                   restart_kinds: Sequence[str] = WORKLOAD_KINDS, restart_names: Sequence[str] = (),
+                   rest_service: Optional[str] = None) -> List[Dict[str, Any]]:
+    """``[{"namespace": ..., "rules": [...]}]``: the Role rules of each namespace a rotation touches.
+
+    ``config_secret_name`` is the Secret read for the cluster's public key (None when the keys are
+    given); ``restart_names`` limit get/patch (rollout) or delete (delete_pods) to those names;
+    ``rest_service`` is the Service read to find Okera's REST API (None when its URL is given or the
+    check is off). Raises ClusterError for an unknown mode or kind.
+    """
+    if restart_mode not in RESTART_MODES:
+        raise ClusterError("unknown restart mode %r: use %s" % (restart_mode, ", ".join(RESTART_MODES)))
+    unknown = [kind for kind in restart_kinds if kind not in _PLURAL]
+    if unknown:
+        raise ClusterError("unknown workload kind %s: use %s" % (", ".join(unknown), ", ".join(WORKLOAD_KINDS)))
+    by_namespace: Dict[str, List[Dict[str, Any]]] = {namespace: [_rule("", ["secrets"], ["get", "patch"], [secret_name])]}
+    if config_secret_name and config_secret_name != secret_name:
+        by_namespace[namespace].append(_rule("", ["secrets"], ["get"], [config_secret_name]))
+    if rest_service:
+        by_namespace[namespace].append(_rule("", ["services"], ["get"], [rest_service]))
+    restart_rules: List[Dict[str, Any]] = []
+    if restart_mode == "rollout" and restart_kinds:
+        plurals = [_PLURAL[kind] for kind in restart_kinds]
+        restart_rules = [_rule("apps", plurals, ["list"]), _rule("apps", plurals, ["get", "patch"], restart_names)]
+    elif restart_mode == "delete_pods":
+        restart_rules = [_rule("", ["pods"], ["list"]), _rule("", ["pods"], ["delete"], restart_names)]
+    if restart_rules:
+        by_namespace.setdefault(restart_namespace or namespace, []).extend(restart_rules)
+    return [{"namespace": name, "rules": rules} for name, rules in by_namespace.items()]
