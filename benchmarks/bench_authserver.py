@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import os
 import re
 import shutil
@@ -381,7 +382,7 @@ def per_instance(key_path: Path, directory: Path, work: Path) -> dict:
 
 
 def _median(values: List[float]) -> float:
-    values = [value for value in values if value == value]
+    values = [value for value in values if not math.isnan(value)]
     return statistics.median(values) if values else float("nan")
 
 
