@@ -433,14 +433,7 @@ class AuthServer:
         _send_line(control, {"reloaded": signer.kid})
 
     async def _listen_unix(self, server: HttpServer, path: str) -> None:
-        try:
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)  # left by a previous run
-            else:
-                raise StartupError("%s exists and is not a socket: remove it or choose another "
-                                   "--unix-socket path" % path)
-        except FileNotFoundError:
-            pass
+        clear_socket_path(path)
         old_umask = os.umask(0o117)  # the socket is never reachable by others, not even briefly
         try:
             await server.listen_unix(path)
@@ -497,6 +490,18 @@ def _send_line(control: socket.socket, message: Dict[str, Any]) -> None:
         pass  # the other end is gone; its exit is seen elsewhere
     finally:
         control.setblocking(blocking)
+
+
+def clear_socket_path(path: str) -> None:
+    """Make way for the Unix socket: remove one left by a previous run, refuse anything else."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+        else:
+            raise StartupError("%s exists and is not a socket: remove it or choose another "
+                               "--unix-socket path" % path)
+    except FileNotFoundError:
+        pass
 
 
 def _remove_socket(path: str) -> None:

@@ -37,12 +37,11 @@ import os
 import selectors
 import signal
 import socket
-import stat
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from .app import AuthServer, _remove_socket, _send_line, notify_systemd, read_key_material, \
+from .app import AuthServer, _remove_socket, clear_socket_path, _send_line, notify_systemd, read_key_material, \
     parse_groups, signer_from, _reason
 from .events import key_identity
 from .issuer import TOKEN_FILE
@@ -85,14 +84,7 @@ def reserve_port(host: str, port: int) -> socket.socket:
 
 def unix_listener(path: str, gid: int) -> socket.socket:
     """The listening Unix socket (0660, the group's), made before the workers, shared by them."""
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)  # left by a previous run
-        else:
-            raise StartupError("%s exists and is not a socket: remove it or choose another "
-                               "--unix-socket path" % path)
-    except FileNotFoundError:
-        pass
+    clear_socket_path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o117)  # never reachable by others, not even briefly
     try:
