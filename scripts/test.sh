@@ -81,7 +81,7 @@ pytest_run() {  # pytest_run VENV LABEL PATHS... ; fails on any failed, errored 
   local venv=$1 label=$2
   shift 2
   local report="$cache/junit-$label.xml"
-  ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$venv/bin:$PATH" \
+  ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$root/$venv/bin:$PATH" \
     "$venv/bin/python" -m pytest -p no:cacheprovider -q -rfEs --junitxml="$report" "$@"
   local status=$?
   "$venv/bin/python" - "$report" <<'EOF' || status=1

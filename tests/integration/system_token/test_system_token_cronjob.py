@@ -138,6 +138,8 @@ def _pod(sandbox: Sandbox, cronjob: dict, tmp_path: Path, collections: Path) -> 
     environ = {name: value for name, value in os.environ.items()
                if not name.startswith(("K8S_AUTH_", "ANSIBLE_")) and name != "KUBECONFIG"}
     environ.update({entry["name"]: entry["value"].replace("/tmp", str(root / "tmp")) for entry in container["env"]})
+    # The image's python3 is first on the pod's PATH; here the tests' Python stands in for it.
+    environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), environ.get("PATH", "")))
     environ.update(ANSIBLE_COLLECTIONS_PATH=str(collections), KUBERNETES_SERVICE_HOST=server.hostname,
                    KUBERNETES_SERVICE_PORT=str(server.port), OKERA_AUTH_SERVICE_ACCOUNT_DIR=str(account))
     # The pod's absolute paths live under `root` here: point the inventory and the key there.
