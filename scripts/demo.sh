@@ -83,3 +83,9 @@ echo
 echo "=== after"
 "$sandbox" status --state-dir "$state"
 rest_check
+echo
+echo "=== ansible-playbook -i $work/inventory.yml playbooks/check_system_token.yml (metrics for node_exporter's textfile collector)"
+"$venv/bin/ansible-playbook" -i "$work/inventory.yml" playbooks/check_system_token.yml \
+  -e system_token_metrics_textfile="$work/okera_system_token.prom" | sed -n '/^PLAY RECAP/,$p'
+echo "$work/okera_system_token.prom:"
+grep -v '^# HELP' "$work/okera_system_token.prom"

@@ -2,7 +2,8 @@
 # Sets up and runs every test of okera.auth on this machine:
 #   pytest (unit + integration) on ansible-core 2.19 / Python 3.11 and 2.21 / Python 3.12+,
 #   ansible-test sanity on both, ansible-lint (production profile), ansible-doc of every
-#   plugin, the changelog lint, molecule on real systemd nodes, and the sidecar pods under podman.
+#   plugin, the changelog lint, the demo (scripts/demo.sh), molecule on real systemd nodes, and
+#   the sidecar pods under podman.
 # Usage: scripts/test.sh [--quick]
 #   --quick: the unit tier (tests/unit) and the linters, about a minute once set up.
 #   Otherwise every tier: tests/unit, tests/process (the daemon and the sandbox as real
@@ -166,6 +167,19 @@ sys.exit(1 if missing else 0)
 EOF
 }
 
+demo_run() {  # the README's first command does its job: rotated, checked by the REST API, metrics written
+  local log="$cache/demo.log"
+  bash scripts/demo.sh >"$log" 2>&1 || { tail -40 "$log"; return 1; }
+  local wanted
+  for wanted in "expires within 7d: rotate" "knows the token as okera_system_user and lists 3 database(s)" \
+      "Mark the rotation finished" "in 29d 23h"; do
+    grep -qF "$wanted" "$log" || { echo "the demo's output lacks: $wanted (see $log)"; return 1; }
+  done
+  grep -qE '^okera_system_token_valid\{cluster="sandbox",.*\} 1$' "$log" \
+    || { echo "the demo's metrics lack okera_system_token_valid 1 (see $log)"; return 1; }
+  echo "demo: rotated, the REST API answers with the new token, metrics written ($(grep -c . "$log") lines in $log)"
+}
+
 molecule_run() {
   PATH="$root/.venv/bin:$PATH" bash tests/nodes/run-scenario.sh authserver
 }
@@ -194,6 +208,7 @@ if ! $quick; then
     step "find Python 3.12+ for ansible-core 2.21" false
   fi
   step "ansible-test sanity, ansible-core 2.19" sanity_run .venv "$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  step "demo: scripts/demo.sh" demo_run
   step "molecule: authserver role on systemd nodes" molecule_run
   step "podman: sidecar pods" pytest_run .venv podman tests/containers
 fi
