@@ -174,6 +174,8 @@ step "host packages" host_dependencies
 step "virtualenv ansible-core 2.19 / Python 3.11" \
   bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt requirements-test.txt
 collection_path
+# amazon.aws (the Secrets Manager lookup, the S3 tests' AWS plugins) from PyPI's ansible wheel.
+step "amazon.aws collection" bash scripts/install-amazon-aws.sh .venv/bin/python "$cache/collections"
 if $quick; then
   step "pytest unit tier, ansible-core 2.19" pytest_run .venv core2.19-unit tests/unit
 else
