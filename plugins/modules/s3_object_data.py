@@ -12,7 +12,7 @@ short_description: Write an S3 object that holds a token, keeping the previous v
 version_added: 0.2.0
 description:
   - Writes O(content) to the S3 object O(uri) when it holds something else.
-  - Keeps the previous value first (O(backup)): where the bucket has versioning, the previous
+  - Keeps the previous value first (O(backup)). Where the bucket has versioning, the previous
     version stays and its id is returned; else the object is copied to C(<key><backup_suffix>)
     before it is overwritten.
   - The content is never returned or shown; the result and the diff carry SHA-256 hashes and
