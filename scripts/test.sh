@@ -124,7 +124,10 @@ sanity_run() {  # ansible-test needs the collection at .../ansible_collections/o
 }
 
 lint_run() {
-  ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$root/.venv/bin:$PATH" \
+  # A scratch ANSIBLE_HOME: ansible-lint also searches ~/.ansible/collections, where an older
+  # okera.auth installed by hand would shadow this checkout.
+  mkdir -p "$scratch/ansible-home"
+  ANSIBLE_HOME="$scratch/ansible-home" ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$root/.venv/bin:$PATH" \
     "$root/.venv/bin/ansible-lint" --profile production --offline playbooks roles
 }
 
