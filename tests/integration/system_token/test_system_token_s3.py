@@ -4,6 +4,7 @@ unversioned buckets, public keys as s3:// paths, a signing key read from Secrets
 amazon.aws's lookup, and one inventory with a Kubernetes (sandbox) cluster beside S3 clusters."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -179,3 +180,44 @@ def test_s3_errors_are_one_line_and_change_nothing(write_inventory, run_playbook
     assert [item["Key"] for item in s3.list_objects_v2(Bucket="okera-emr")["Contents"]] == ["system.token"]
     assert _get(s3, "okera-emr", "system.token") == old
     _assert_no_secret(done.stdout + done.stderr, [rsa_key_pem], [old])
+
+
+def test_a_failed_s3_write_puts_the_objects_already_written_back(
+        write_inventory, run_playbook, aws_env, moto, rsa_private_key, rsa_key_pem, rsa_public_pem):
+    """Two objects: as soon as the first is replaced, another writer changes the second, whose
+    write is then refused; the first gets its previous token back and the message says so."""
+    s3 = moto.client("s3")
+    moto.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=rsa_key_pem.decode())
+    _bucket(s3, "okera-emr", versioned=True)
+    first, second = _token(rsa_private_key, 3600), _token(rsa_private_key, 7200)
+    s3.put_object(Bucket="okera-emr", Key="a.token", Body=first.encode())
+    s3.put_object(Bucket="okera-emr", Key="b.token", Body=second.encode())
+    host = _s3_host(moto, "s3://okera-emr/a.token", [rsa_public_pem.decode()])
+    host["system_token_s3_objects"] = ["s3://okera-emr/a.token", "s3://okera-emr/b.token"]
+    inventory = write_inventory({"emr": host})
+    meanwhile = "written by someone else"
+    stop = threading.Event()
+
+    def other_writer() -> None:
+        client = moto.client("s3")
+        while not stop.is_set():
+            if len(client.list_object_versions(Bucket="okera-emr", Prefix="a.token")["Versions"]) > 1:
+                client.put_object(Bucket="okera-emr", Key="b.token", Body=meanwhile.encode())
+                return
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        done = run_playbook(ROTATE, "-i", str(inventory), env=aws_env)
+    finally:
+        stop.set()
+        writer.join()
+    assert done.returncode != 0
+    assert "s3://okera-emr/b.token changed since it was read" in done.stdout, done.stdout[-3000:]
+    assert "the previous token was put back in s3://okera-emr/a.token" in done.stdout, done.stdout[-3000:]
+    assert _get(s3, "okera-emr", "a.token") == first
+    assert _get(s3, "okera-emr", "b.token") == meanwhile
+    # The replaced value stays as a version too: old, new, old again.
+    assert len(s3.list_object_versions(Bucket="okera-emr", Prefix="a.token")["Versions"]) == 3
+    _assert_no_secret(done.stdout + done.stderr, [rsa_key_pem], [first, second])
