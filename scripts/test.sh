@@ -126,7 +126,10 @@ sanity_run() {  # ansible-test needs the collection at .../ansible_collections/o
 }
 
 lint_run() {
-  ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$root/.venv/bin:$PATH" \
+  # A scratch ANSIBLE_HOME: ansible-lint also searches ~/.ansible/collections, where an older
+  # okera.auth installed by hand would shadow this checkout.
+  mkdir -p "$scratch/ansible-home"
+  ANSIBLE_HOME="$scratch/ansible-home" ANSIBLE_COLLECTIONS_PATH="$cache/collections" PATH="$root/.venv/bin:$PATH" \
     "$root/.venv/bin/ansible-lint" --profile production --offline playbooks roles
 }
 
@@ -189,6 +192,8 @@ step "host packages" host_dependencies
 step "virtualenv ansible-core 2.19 / Python 3.11" \
   bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt requirements-test.txt
 collection_path
+# amazon.aws (the Secrets Manager lookup, the S3 tests' AWS plugins) from PyPI's ansible wheel.
+step "amazon.aws collection" bash scripts/install-amazon-aws.sh .venv/bin/python "$cache/collections"
 if $quick; then
   step "pytest unit tier, ansible-core 2.19" pytest_run .venv core2.19-unit tests/unit
 else

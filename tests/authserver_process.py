@@ -88,7 +88,7 @@ class Daemon:
     """One okera-authserver subprocess; its output goes to files (never a pipe it could fill):
     the log lines (stderr, as Go's log package writes them) to daemon.log, stdout to daemon.out."""
 
-    def __init__(self, workdir: Path, key: Path, args: List[str],
+    def __init__(self, workdir: Path, key: Optional[Path], args: List[str],
                  env: Optional[Dict[str, str]] = None, tcp: bool = True,
                  run_as: Optional[Tuple[int, int, List[int]]] = None,
                  preexec_fn: Optional[Callable[[], None]] = None) -> None:
@@ -105,7 +105,9 @@ class Daemon:
                         ",".join(map(str, groups))]
         else:
             launcher = [sys.executable, "-m", "okera_auth.authserver"]
-        command = launcher + ["-k", str(key), "-d", str(self.directory), "-g", str(os.getgid())]
+        # key None: the server is told where its key is some other way (--private-key-secret-id).
+        command = launcher + (["-k", str(key)] if key is not None else []) + [
+            "-d", str(self.directory), "-g", str(os.getgid())]
         if tcp:
             command += ["-p", "0"]
         command += args

@@ -132,3 +132,20 @@ def run_module(capsys):
         return result, exited.value.code != 0 or bool(result.get("failed"))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """moto's server (a real local AWS API) on a free port of 127.0.0.1, for the whole session."""
+    from moto_server import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server):
+    """moto_server, emptied before the test: no bucket or secret from another test."""
+    moto_server.reset()
+    return moto_server

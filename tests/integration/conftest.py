@@ -26,7 +26,22 @@ def collections_path(tmp_path_factory) -> Path:
     namespace = root / "ansible_collections" / "okera"
     namespace.mkdir(parents=True)
     (namespace / "auth").symlink_to(REPO_ROOT)
+    # amazon.aws, as scripts/test.sh installs it (from the ansible wheel on PyPI), when present.
+    amazon_aws = REPO_ROOT / ".cache" / "collections" / "ansible_collections" / "amazon" / "aws"
+    if amazon_aws.is_dir():
+        (root / "ansible_collections" / "amazon").mkdir()
+        (root / "ansible_collections" / "amazon" / "aws").symlink_to(amazon_aws)
     return root
+
+
+@pytest.fixture
+def aws_env(collections_path, moto) -> dict:
+    """Variables for an ansible-playbook run against moto's server: dummy credentials, its region.
+
+    Fails (not skips) when amazon.aws is missing: scripts/test.sh installs it."""
+    if not (collections_path / "ansible_collections" / "amazon" / "aws").is_dir():
+        pytest.fail("amazon.aws is not installed in .cache/collections: run scripts/test.sh (scripts/install-amazon-aws.sh)")
+    return dict(moto.environment(), OKERA_TEST_AWS_ENDPOINT=moto.url)
 
 
 @pytest.fixture

@@ -150,7 +150,13 @@ def read_key_material(settings: Any) -> KeyMaterial:
         passphrase = read_bounded(settings.private_key_passphrase_file,
                                   "passphrase").rstrip(b"\r\n")
     groups = read_bounded(settings.groups_file, "groups") if settings.groups_file else None
-    return KeyMaterial(read_bounded(settings.private_key, "private key"), passphrase, groups)
+    if getattr(settings, "private_key_secret_id", None):
+        from .aws import fetch_secret_string  # boto3 only when asked for
+
+        key = fetch_secret_string(settings.private_key_secret_id, settings.aws_region, settings.aws_endpoint_url)
+    else:
+        key = read_bounded(settings.private_key, "private key")
+    return KeyMaterial(key, passphrase, groups)
 
 
 def signer_from(material: KeyMaterial, settings: Any) -> Signer:
@@ -257,7 +263,8 @@ class AuthServer:
         self.metrics = Metrics(MetricsTable(self.processes))
         self.gid = resolve_group(settings.group)
         signer = load_signer(settings)
-        _key_mode_warning(settings.private_key, log)  # of a key that is one
+        if settings.private_key:
+            _key_mode_warning(settings.private_key, log)  # of a key that is one
         self.metrics.key_loaded(key_identity(signer))
         groups = load_groups(settings.groups_file)
         prepare_directory(settings.directory, self.gid, log)

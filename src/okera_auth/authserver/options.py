@@ -276,6 +276,15 @@ OPTIONS: Tuple[Option, ...] = (
            help="group (name or numeric gid) that owns the token files (default okera)"),
     Option("private_key_passphrase_file", ("--private-key-passphrase-file",),
            help="file holding the passphrase of an encrypted private key"),
+    Option("private_key_secret_id", ("--private-key-secret-id",),
+           help="instead of --private-key: the AWS Secrets Manager secret (name or ARN) whose "
+                "string is the private key, fetched at start and on SIGHUP (needs boto3: "
+                "pip install okera-auth[aws]; credentials from boto3's chain)"),
+    Option("aws_region", ("--aws-region",),
+           help="AWS region of --private-key-secret-id (default: boto3's, e.g. AWS_REGION)"),
+    Option("aws_endpoint_url", ("--aws-endpoint-url",),
+           help="Secrets Manager endpoint URL for --private-key-secret-id instead of AWS's "
+                "(a VPC endpoint or a local stand-in)"),
     Option("bind", ("--bind",), default="127.0.0.1", convert=_bind,
            help="loopback address to listen on: 127.0.0.0/8 or ::1 (default 127.0.0.1)"),
     Option("ttl", ("--ttl",), default="24h", convert=_duration,
@@ -423,8 +432,11 @@ def parse_settings(argv: Optional[Sequence[str]] = None,
 
 def _check_settings(settings: Any) -> None:
     """What no single option can check alone."""
-    if not settings.private_key:
-        raise StartupError("no private key given: use -k/--private-key PATH (or %sPRIVATE_KEY%s)"
+    if settings.private_key and settings.private_key_secret_id:
+        raise StartupError("give either -k/--private-key or --private-key-secret-id, not both")
+    if not settings.private_key and not settings.private_key_secret_id:
+        raise StartupError("no private key given: use -k/--private-key PATH (or %sPRIVATE_KEY%s), "
+                           "or --private-key-secret-id SECRET"
                            % (ENV_PREFIX, ", or SECRET_DIR with the key in $SECRET_DIR/%s"
                               % TUTORIAL_KEY_FILE if settings.tutorial_env else ""))
     checked = settings.allowed_uids or settings.allowed_gids

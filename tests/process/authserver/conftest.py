@@ -35,7 +35,7 @@ def start_daemon(pem_key, tmp_path):
     Daemon, killed at teardown."""
     started: List[Daemon] = []
 
-    def start(*args: str, key: Path = pem_key, env: Optional[Dict[str, str]] = None,
+    def start(*args: str, key: Optional[Path] = pem_key, env: Optional[Dict[str, str]] = None,
               tcp: bool = True, workdir: Optional[Path] = None,
               run_as: Optional[Tuple[int, int, List[int]]] = None,
               preexec_fn: Optional[Callable[[], None]] = None) -> Daemon:

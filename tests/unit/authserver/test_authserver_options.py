@@ -170,3 +170,23 @@ def test_bad_tutorial_values_name_the_variable(environ, message):
 def test_every_tutorial_name_belongs_to_one_option():
     names = [name for option in OPTIONS for name in option.tutorial_env]
     assert sorted(names) == sorted(["PORT", "TOKEN_DIR", "SECRET_DIR", "PRIVATE_KEY_FILE", "ALGORITHM", "GID"])
+
+
+# --- the key from AWS Secrets Manager (--private-key-secret-id) -------------------------------
+
+def test_secret_id_replaces_the_key_file_and_has_its_variables():
+    settings = parse_settings([], environ={"OKERA_AUTHSERVER_PRIVATE_KEY_SECRET_ID": "okera/jwt",
+                                           "OKERA_AUTHSERVER_AWS_REGION": "eu-west-1",
+                                           "OKERA_AUTHSERVER_AWS_ENDPOINT_URL": "https://vpce.example"})
+    assert (settings.private_key, settings.private_key_secret_id) == ("", "okera/jwt")
+    assert (settings.aws_region, settings.aws_endpoint_url) == ("eu-west-1", "https://vpce.example")
+
+
+def test_key_file_and_secret_id_together_are_refused():
+    with pytest.raises(StartupError, match="not both"):
+        parse_settings(["-k", "key.pem", "--private-key-secret-id", "okera/jwt"], environ={})
+
+
+def test_no_key_at_all_names_both_ways():
+    with pytest.raises(StartupError, match="--private-key-secret-id"):
+        parse_settings([], environ={})
