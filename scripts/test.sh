@@ -209,8 +209,8 @@ if ! $quick; then
     step "virtualenv ansible-core 2.21 / $("$python312" -V)" \
       bash scripts/setup-venv.sh .venv-2.21 "$python312" 'ansible-core>=2.21,<2.22' requirements.txt requirements-test.txt
     # The process tests of the daemon, the sandbox and the client run once, above: those
-    # programs never import ansible-core; the modules' process tests (k8s, metrics) do.
-    step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 tests/unit tests/process/k8s \
+    # programs never import ansible-core; the modules' process tests (k8s, aws, metrics) do.
+    step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 tests/unit tests/process/k8s tests/process/aws \
       tests/process/metrics tests/integration
     step "ansible-test sanity, ansible-core 2.21" sanity_run .venv-2.21 "$("$python312" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   else
