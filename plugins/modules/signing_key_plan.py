@@ -43,9 +43,8 @@ options:
     description: The value of the annotation C(okera.auth/signing-key-rotation) on the configuration Secret, if any.
     type: str
   current_key:
-    description: The store's current private key (the one the cluster's tokens are signed with).
+    description: The store's current private key (the one the cluster's tokens are signed with); a store without one fails.
     type: str
-    required: true
   pending_key:
     description: The store's pending private key (made for this rotation, not yet signing).
     type: str
@@ -155,7 +154,7 @@ def main():
         argument_spec=dict(
             public_keys=dict(type="str", required=True, no_log=False),
             marker=dict(type="str"),
-            current_key=dict(type="str", required=True, no_log=True),
+            current_key=dict(type="str", no_log=True),
             pending_key=dict(type="str", no_log=True),
             previous_key=dict(type="str", no_log=True),
             grace_period=dict(type="str", default="24h"),
