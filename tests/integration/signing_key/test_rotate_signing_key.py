@@ -1,0 +1,197 @@
+"""rotate_signing_key.yml against a sandbox cluster: real ansible-playbook runs while a client keeps
+asking for and using tokens, and a failure injected at each stage."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from okera_auth.module_utils import keys, tokens
+from okera_auth.module_utils.signing_key import ROTATION_ANNOTATION, fingerprint
+from token_traffic import TokenTraffic
+
+pytestmark = pytest.mark.slow
+
+ROTATE_SIGNING_KEY = Path(__file__).resolve().parents[3] / "playbooks" / "rotate_signing_key.yml"
+DAY = 86400
+
+
+def _output(done) -> str:
+    return done.stdout + done.stderr
+
+
+def _listed(sandbox) -> list:
+    return [fingerprint(entry.key) for entry in keys.load_public_keys(sandbox.secret_value("JWT_PUBLIC_KEY", "okera-config"))]
+
+
+def _fp(private_pem) -> str:
+    return fingerprint(keys.load_private_key(private_pem))
+
+
+def _marker(sandbox):
+    value = (sandbox.secret("okera-config").metadata.annotations or {}).get(ROTATION_ANNOTATION)
+    return json.loads(value) if value else None
+
+
+def _changed(output: str) -> int:
+    return int(re.search(r"^sandbox\s+:.*changed=(\d+)", output, re.MULTILINE).group(1))
+
+
+def _stage_times(output: str) -> str:
+    found = re.search(r"stages done in this run: ([^;\"]+)", output)
+    return found.group(1).strip() if found else "-"
+
+
+def _system_token_key(sandbox) -> str:
+    """The fingerprint of the key the system token verifies with, among the keys the cluster lists."""
+    token = sandbox.secret_value()
+    for entry in keys.load_public_keys(sandbox.secret_value("JWT_PUBLIC_KEY", "okera-config")):
+        if tokens.verify(token, [entry], ["RS512"], subject="okera_system_user").valid:
+            return fingerprint(entry.key)
+    return "none"
+
+
+def _assert_nothing_secret_in(output: str, *private_pems: str) -> None:
+    for pem in private_pems:
+        for line in pem.strip().splitlines()[1:-1]:
+            assert line not in output, "a private key line is in the output"
+
+
+def _all_ready(sandbox) -> bool:
+    status = sandbox.status()
+    return status["pods_total"] > 0 and status["pods_ready"] == status["pods_total"]
+
+
+def test_full_rotation_while_a_client_uses_tokens_refuses_none(sandbox, write_inventory, run_playbook, tmp_path):
+    key_file = tmp_path / "okera-jwt.pem"
+    key_file.write_bytes(sandbox.signing_key.read_bytes())
+    key_file.chmod(0o600)
+    old = key_file.read_text()
+    original_token = sandbox.secret_value()
+    inventory = write_inventory(signing_key_private_key_path=str(key_file))
+    runs = []
+    traffic = TokenTraffic(sandbox.rest_url, key_file.read_text, lambda name, key: sandbox.secret_value(key, name))
+
+    def run(label: str, *args: str):
+        before = traffic.snapshot()
+        started = time.monotonic()
+        done = run_playbook(ROTATE_SIGNING_KEY, "-i", str(inventory), *args)
+        seconds = time.monotonic() - started
+        after = traffic.snapshot()
+        runs.append((label, seconds, _stage_times(done.stdout), after.get("requests", 0) - before.get("requests", 0),
+                     after.get("refused", 0) - before.get("refused", 0)))
+        assert done.returncode == 0, _output(done)[-5000:]
+        return done
+
+    with traffic:
+        time.sleep(1)
+        published = run("1+2 generate, publish", "-e", "signing_key_stop_after=publish")
+        new = Path(str(key_file) + ".next").read_text()
+        assert _listed(sandbox) == [_fp(old), _fp(new)]
+        assert _marker(sandbox)["stage"] == "published" and key_file.read_text() == old
+        assert _system_token_key(sandbox) == _fp(old) and sandbox.secret_value() == original_token
+        assert "probe token (new key)" in published.stdout
+
+        run("3 switch", "-vvv")
+        assert key_file.read_text() == new and Path(str(key_file) + ".previous").read_text() == old
+        assert not Path(str(key_file) + ".next").exists()
+        assert _system_token_key(sandbox) == _fp(new)
+        assert _marker(sandbox)["stage"] == "switched"
+
+        early = run("4 before the grace period", "-e", "signing_key_now=%d" % (time.time() + DAY - 3600))
+        assert _changed(early.stdout) == 0 and _listed(sandbox) == [_fp(old), _fp(new)]
+        assert "the old key stays listed until" in early.stdout
+
+        run("4 retire", "-e", "signing_key_now=%d" % (time.time() + DAY + 60))
+        time.sleep(1)
+    assert _listed(sandbox) == [_fp(new)]
+    assert _marker(sandbox) is None and not Path(str(key_file) + ".previous").exists()
+    assert _system_token_key(sandbox) == _fp(new) and _all_ready(sandbox)
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in (tmp_path / "backups").iterdir())
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+    counts = traffic.snapshot()
+    print("\nsigning-key rotation in the sandbox (%s):" % time.strftime("%Y-%m-%d"))
+    for label, seconds, stages, requests, refused in runs:
+        print("  %-28s run %5.1f s  stages: %-32s token requests %4d, refused %d" % (label, seconds, stages, requests, refused))
+    print("  total: %(requests)d REST requests with %(issued)d user tokens issued; " % counts
+          + "refused %d, unavailable %d, not verifying %d" % (counts.get("refused", 0), counts.get("unavailable", 0),
+                                                              counts.get("not_verifying", 0)))
+    assert counts["requests"] > 50
+    assert counts.get("refused", 0) == 0 and counts.get("not_verifying", 0) == 0, traffic.failures[:10]
+    assert counts.get("unavailable", 0) == 0, traffic.failures[:10]
+
+
+def test_a_failure_at_each_stage_is_rolled_back_and_the_next_run_goes_on(sandbox, write_inventory, run_playbook):
+    old = sandbox.signing_key.read_text()
+    original_token = sandbox.secret_value()
+    sandbox.core().create_namespaced_secret("default", {"metadata": {"name": "jwt-signing"}, "data": {
+        "private.pem": base64.b64encode(old.encode()).decode()}})
+    inventory = write_inventory(signing_key_store="secret",
+                                signing_key_private_key_secret={"name": "jwt-signing", "key": "private.pem"})
+    outputs = []
+
+    def store() -> dict:
+        data = sandbox.secret("jwt-signing").data or {}
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+    def run(*args: str):
+        done = run_playbook(ROTATE_SIGNING_KEY, "-i", str(inventory), *args)
+        outputs.append(_output(done))
+        return done
+
+    def clear_faults() -> None:
+        sandbox.core().delete_namespaced_config_map("okera-sandbox-faults", "default")
+
+    # Stage 2: the REST API refuses tokens issued from now on (the probe token of the new key).
+    sandbox.set_fault(restRejectsTokensIssuedAfter=str(int(time.time())))
+    time.sleep(1.1)
+    failed = run("-e", "signing_key_stop_after=publish")
+    assert failed.returncode != 0
+    assert re.search(r"publishing the new key \S+ failed - .*the previous key list was put back", failed.stdout), failed.stdout[-3000:]
+    assert _listed(sandbox) == [_fp(old)] and _marker(sandbox) is None and _all_ready(sandbox)
+    pending = store()["private.pem.next"]
+    assert store()["private.pem"] == old and _fp(pending) != _fp(old)
+    clear_faults()
+    assert run("-e", "signing_key_stop_after=publish").returncode == 0, outputs[-1][-4000:]
+    assert _listed(sandbox) == [_fp(old), _fp(pending)] and _marker(sandbox)["stage"] == "published"
+
+    # Stage 3: pods refuse system tokens issued from now on (the re-minted one) and never get ready.
+    sandbox.set_fault(rejectTokensIssuedAfter=str(int(time.time())))
+    time.sleep(1.1)
+    failed = run("-e", "signing_key_wait_timeout=6")
+    assert failed.returncode != 0
+    assert "switching the signers to the new key" in failed.stdout and "both keys stay listed" in failed.stdout, failed.stdout[-3000:]
+    assert store() == {"private.pem": old, "private.pem.next": pending}
+    assert sandbox.secret_value() == original_token and _marker(sandbox)["stage"] == "published"
+    assert _listed(sandbox) == [_fp(old), _fp(pending)]
+    clear_faults()
+    sandbox.wait_until_ready()
+    assert run().returncode == 0, outputs[-1][-4000:]
+    assert store() == {"private.pem": pending, "private.pem.previous": old}
+    assert _system_token_key(sandbox) == _fp(pending) and _marker(sandbox)["stage"] == "switched"
+
+    # Stage 4 too early: refused, nothing changed.
+    early = run("-e", "signing_key_grace_period=2h", "-e", "signing_key_now=%d" % (time.time() + 3600))
+    assert early.returncode == 0 and _changed(early.stdout) == 0 and "the old key stays listed until" in early.stdout
+    assert _listed(sandbox) == [_fp(old), _fp(pending)]
+
+    # Stage 4: the REST API refuses the system token after the old key is gone.
+    switched_token = sandbox.secret_value()
+    sandbox.set_fault(restRejectsTokensIssuedAfter=str(tokens.decode_unverified(switched_token).claims["iat"] - 1))
+    failed = run("-e", "signing_key_now=%d" % (time.time() + DAY + 60))
+    assert failed.returncode != 0
+    assert re.search(r"retiring the old key \S+ failed - .*the old key \S+ is listed again", failed.stdout), failed.stdout[-3000:]
+    assert _listed(sandbox) == [_fp(old), _fp(pending)] and _marker(sandbox)["stage"] == "switched"
+    assert store() == {"private.pem": pending, "private.pem.previous": old} and _all_ready(sandbox)
+    clear_faults()
+    assert run("-e", "signing_key_now=%d" % (time.time() + DAY + 60)).returncode == 0, outputs[-1][-4000:]
+    assert _listed(sandbox) == [_fp(pending)] and _marker(sandbox) is None
+    assert store() == {"private.pem": pending} and _all_ready(sandbox)
+    for output in outputs:
+        _assert_nothing_secret_in(output, old, pending)
