@@ -18,7 +18,7 @@ from okera_auth.module_utils import keys, tokens
 
 class TokenTraffic:
     def __init__(self, rest_url: str, read_signing_key: Callable[[], bytes], read_secret: Callable[[str, str], Optional[str]],
-                 pause: float = 0.05) -> None:
+                 pause: float = 0.1) -> None:
         self.rest_url = rest_url
         self.read_signing_key = read_signing_key
         self.read_secret = read_secret
