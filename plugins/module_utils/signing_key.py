@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, List, Mapping, Optional, Union
+from typing import Any, List, Optional, Union
 
 from .errors import KeyLoadError, OkeraAuthError
 from .keys import jwk_thumbprint, load_private_key, load_public_keys, public_key_pem

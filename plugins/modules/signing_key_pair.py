@@ -49,7 +49,6 @@ options:
     default: false
 seealso:
   - module: okera.auth.signing_key_plan
-  - role: okera.auth.signing_key
 """
 
 EXAMPLES = r"""

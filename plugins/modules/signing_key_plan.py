@@ -66,7 +66,6 @@ options:
     default: ''
 seealso:
   - module: okera.auth.signing_key_pair
-  - role: okera.auth.signing_key
 """
 
 EXAMPLES = r"""
