@@ -67,15 +67,23 @@ def _all_ready(sandbox) -> bool:
     return status["pods_total"] > 0 and status["pods_ready"] == status["pods_total"]
 
 
-def test_full_rotation_while_a_client_uses_tokens_refuses_none(sandbox, write_inventory, run_playbook, tmp_path):
+def _node_signs_with(node) -> str:
+    status, _headers, body = node.get("/.well-known/jwks.json")
+    assert status == 200, body
+    return json.loads(body)["keys"][0]["kid"]
+
+
+def test_full_rotation_while_a_client_uses_tokens_refuses_none(sandbox, node_authserver, write_inventory, run_playbook, tmp_path):
     key_file = tmp_path / "okera-jwt.pem"
     key_file.write_bytes(sandbox.signing_key.read_bytes())
     key_file.chmod(0o600)
     old = key_file.read_text()
     original_token = sandbox.secret_value()
-    inventory = write_inventory(signing_key_private_key_path=str(key_file))
+    inventory = write_inventory(node_authserver, signing_key_private_key_path=str(key_file))
     runs = []
-    traffic = TokenTraffic(sandbox.rest_url, key_file.read_text, lambda name, key: sandbox.secret_value(key, name))
+    traffic = TokenTraffic(sandbox.rest_url, key_file.read_text, lambda name, key: sandbox.secret_value(key, name),
+                           authserver_url=node_authserver.url)
+    assert _node_signs_with(node_authserver) == _fp(old)
 
     def run(label: str, *args: str):
         before = traffic.snapshot()
@@ -98,6 +106,9 @@ def test_full_rotation_while_a_client_uses_tokens_refuses_none(sandbox, write_in
         assert _system_token_key(sandbox) == _fp(new) and sandbox.secret_value() != original_token
         assert _marker(sandbox)["stage"] == "switched"
         assert "probe token (new key)" in switched.stdout
+        assert _node_signs_with(node_authserver) == _fp(new) and node_authserver.key_path.read_text() == new
+        assert stat.S_IMODE(node_authserver.key_path.stat().st_mode) == 0o400
+        assert node_authserver.process.poll() is None, "reloaded, not restarted"
         _assert_nothing_secret_in(_output(switched), old, new)
         for token in (original_token, sandbox.secret_value()):
             assert token.split(".")[2] not in _output(switched), "a token is in the -vvv output"
@@ -118,20 +129,21 @@ def test_full_rotation_while_a_client_uses_tokens_refuses_none(sandbox, write_in
     print("\nsigning-key rotation in the sandbox (%s):" % time.strftime("%Y-%m-%d"))
     for label, seconds, stages, requests, refused in runs:
         print("  %-28s run %5.1f s  stages: %-32s token requests %4d, refused %d" % (label, seconds, stages, requests, refused))
-    print("  total: %(requests)d REST requests with %(issued)d user tokens issued; " % counts
+    print("  total: %(requests)d REST requests with %(issued)d user tokens signed with the store's key and "
+          "%(authserver_issued)d from the node's auth server; " % counts
           + "refused %d, unavailable %d, not verifying %d" % (counts.get("refused", 0), counts.get("unavailable", 0),
                                                               counts.get("not_verifying", 0)))
-    assert counts["requests"] > 50
+    assert counts["requests"] > 50 and counts["authserver_issued"] > 20 and not counts.get("authserver_failed")
     assert counts.get("refused", 0) == 0 and counts.get("not_verifying", 0) == 0, traffic.failures[:10]
     assert counts.get("unavailable", 0) == 0, traffic.failures[:10]
 
 
-def test_a_failure_at_each_stage_is_rolled_back_and_the_next_run_goes_on(sandbox, write_inventory, run_playbook):
+def test_a_failure_at_each_stage_is_rolled_back_and_the_next_run_goes_on(sandbox, node_authserver, write_inventory, run_playbook):
     old = sandbox.signing_key.read_text()
     original_token = sandbox.secret_value()
     sandbox.core().create_namespaced_secret("default", {"metadata": {"name": "jwt-signing"}, "data": {
         "private.pem": base64.b64encode(old.encode()).decode()}})
-    inventory = write_inventory(signing_key_store="secret",
+    inventory = write_inventory(node_authserver, signing_key_store="secret",
                                 signing_key_private_key_secret={"name": "jwt-signing", "key": "private.pem"})
     outputs = []
 
@@ -170,6 +182,7 @@ def test_a_failure_at_each_stage_is_rolled_back_and_the_next_run_goes_on(sandbox
     assert "stage published (old" in failed.stdout, "the publish stage before the switch went through"
     assert "switching the signers to the new key" in failed.stdout and "both keys stay listed" in failed.stdout, failed.stdout[-3000:]
     assert store() == {"private.pem": old, "private.pem.next": pending}
+    assert node_authserver.key_path.read_text() == old and _node_signs_with(node_authserver) == _fp(old)
     assert sandbox.secret_value() == original_token and _marker(sandbox)["stage"] == "published"
     assert _listed(sandbox) == [_fp(old), _fp(pending)]
     clear_faults()
@@ -177,6 +190,7 @@ def test_a_failure_at_each_stage_is_rolled_back_and_the_next_run_goes_on(sandbox
     assert run().returncode == 0, outputs[-1][-4000:]
     assert store() == {"private.pem": pending, "private.pem.previous": old}
     assert _system_token_key(sandbox) == _fp(pending) and _marker(sandbox)["stage"] == "switched"
+    assert _node_signs_with(node_authserver) == _fp(pending)
 
     # Stage 4: the REST API refuses the system token after the old key is gone.
     switched_token = sandbox.secret_value()

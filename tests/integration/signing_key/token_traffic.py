@@ -7,6 +7,7 @@ REST API; and the system token the token Secret holds, sent to the REST API too.
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 import urllib.error
@@ -18,7 +19,9 @@ from okera_auth.module_utils import keys, tokens
 
 class TokenTraffic:
     def __init__(self, rest_url: str, read_signing_key: Callable[[], bytes], read_secret: Callable[[str, str], Optional[str]],
-                 pause: float = 0.1) -> None:
+                 pause: float = 0.1, authserver_url: Optional[str] = None) -> None:
+        """``authserver_url``: also ask a node's okera-authserver for a token each time and use it."""
+        self.authserver_url = authserver_url
         self.rest_url = rest_url
         self.read_signing_key = read_signing_key
         self.read_secret = read_secret
@@ -54,6 +57,19 @@ class TokenTraffic:
             self.counts["unavailable"] += 1
             self.failures.append("%s: %s %s" % (time.strftime("%H:%M:%S"), what, error))
 
+    def _from_authserver(self, listed) -> None:
+        try:
+            with urllib.request.urlopen(self.authserver_url + "/janedoe?format=json", timeout=10) as answer:
+                node_token = json.loads(answer.read())["token"]
+        except (OSError, ValueError, KeyError) as error:
+            self.counts["authserver_failed"] += 1
+            self.failures.append("%s: auth server %s" % (time.strftime("%H:%M:%S"), error))
+            return
+        self.counts["authserver_issued"] += 1
+        if not tokens.verify(node_token, listed, ["RS512"], subject="janedoe").valid:
+            self.counts["not_verifying"] += 1
+        self._ask(node_token, "auth server token")
+
     def _run(self) -> None:
         signer_of = [None, None]  # the key text last read and its signer (loading a key takes tens of ms)
         while not self._stop.is_set():
@@ -68,4 +84,6 @@ class TokenTraffic:
                 self.counts["not_verifying"] += 1
             self._ask(user_token, "user token")
             self._ask(self.read_secret("secrets", "SYSTEM_TOKEN_0"), "system token")
+            if self.authserver_url:
+                self._from_authserver(listed)
             self._stop.wait(self.pause)
