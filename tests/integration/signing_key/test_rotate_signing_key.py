@@ -162,6 +162,11 @@ def test_a_failure_at_each_stage_is_rolled_back_and_the_next_run_goes_on(sandbox
     def clear_faults() -> None:
         sandbox.core().delete_namespaced_config_map("okera-sandbox-faults", "default")
 
+    # Check mode says what a run would do and changes nothing.
+    checked = run("--check")
+    assert checked.returncode == 0 and "check mode: this run would generate" in checked.stdout, checked.stdout[-3000:]
+    assert _changed(checked.stdout) == 0 and store() == {"private.pem": old} and _marker(sandbox) is None
+
     # Stage 2: the REST API refuses tokens issued from now on (the probe token of the new key).
     sandbox.set_fault(restRejectsTokensIssuedAfter=str(int(time.time())))
     time.sleep(1.1)
