@@ -349,3 +349,24 @@ def public_key_pem(key: PublicKey) -> str:
     """SubjectPublicKeyInfo PEM, the form Okera's JWT_PUBLIC_KEY holds."""
     return key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def generate_private_key(algorithm: str = DEFAULT_ALGORITHM, size: int = MIN_RSA_BITS) -> PrivateKey:
+    """A new private key that signs with ``algorithm``: RSA of ``size`` bits for RS*/PS*, the
+    algorithm's curve for ES*, Ed25519 for EdDSA."""
+    name = normalize_algorithm(algorithm)
+    if name.startswith(("RS", "PS")):
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_RSA_BITS or size > 16384:
+            raise KeyLoadError("an RSA key of %r bits cannot be made: give a size from %d to 16384"
+                               % (size, MIN_RSA_BITS))
+        return rsa.generate_private_key(public_exponent=65537, key_size=size)
+    if name in _EC_CURVE_BY_ALGORITHM:
+        return ec.generate_private_key(ec.SECP256R1() if name == "ES256" else
+                                       ec.SECP384R1() if name == "ES384" else ec.SECP521R1())
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def private_key_pem(key: PrivateKey) -> str:
+    """Unencrypted PKCS#8 PEM of a private key (for a 0600 file or a Secret)."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
