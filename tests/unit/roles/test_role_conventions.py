@@ -1,4 +1,5 @@
-"""Conventions every role keeps: one naming rule for internal variables, one minimum Ansible."""
+"""Conventions every role keeps: one naming rule for variables, one minimum Ansible, defaults and
+argument specs that list the same variables with the same values."""
 from __future__ import annotations
 
 import re
@@ -49,3 +50,37 @@ def test_every_role_has_the_collections_minimum_ansible():
     for role in ROLES:
         info = yaml.safe_load((role / "meta" / "main.yml").read_text())["galaxy_info"]
         assert str(info["min_ansible_version"]) == _minimum(required), role.name
+
+
+def _load(role: Path, relative: str) -> dict:
+    return yaml.safe_load((role / relative).read_text())
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_every_default_is_documented_and_every_option_has_a_default(role):
+    defaults = _load(role, "defaults/main.yml")
+    options = {}
+    for entry_point in _load(role, "meta/argument_specs.yml")["argument_specs"].values():
+        options.update(entry_point["options"])
+    assert sorted(defaults) == sorted(options)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_documented_defaults_equal_the_defaults(role):
+    defaults = _load(role, "defaults/main.yml")
+    for entry_point in _load(role, "meta/argument_specs.yml")["argument_specs"].values():
+        for name, option in entry_point["options"].items():
+            if "default" in option:
+                assert option["default"] == defaults[name], name
+            elif option.get("required"):
+                continue  # the role refuses to run without it; its placeholder is never used
+            elif isinstance(defaults[name], str) and "{{" in defaults[name]:
+                # A default taken from another variable: described in words, not validated as text.
+                assert "defaults to" in option["description"].lower(), name
+            else:
+                assert defaults[name] is None, "%s has default %r but argument_specs none" % (name, defaults[name])
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_public_variables_carry_the_role_prefix(role):
+    assert [name for name in _load(role, "defaults/main.yml") if not name.startswith(role.name + "_")] == []
