@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlsplit
-from urllib.request import Request, urlopen
+from urllib.request import Request
 
+from ._http import http_open
 from .errors import ClaimsError, FileWriteError, MetricsError
 from .files import write_file_atomic
 from .tokens import parse_duration, parse_time
@@ -407,7 +408,8 @@ class Pushgateway:
             if not self.validate_certs:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-        return urlopen(request, timeout=self.timeout, context=context)  # noqa: S310 - http(s) only, checked above
+        return http_open(request.get_method(), request.full_url, dict(request.header_items()), self.timeout,
+                         context=context, data=request.data)
 
     def push(self, grouping: Mapping[str, str], text: str, replace: bool = True) -> None:
         """PUT (replace the group) or POST (replace only the families in ``text``)."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
+from ._http import http_open
 from .errors import OkeraAuthError
 
 RETRIED_STATUSES = (502, 503, 504)
@@ -147,10 +148,11 @@ def _error_text(body: Any, raw: str) -> str:
 Opener = Callable[[urllib.request.Request, float], Tuple[int, bytes]]
 
 
-def _urlopen(context: Optional[ssl.SSLContext]) -> Opener:
+def _http_opener(context: Optional[ssl.SSLContext]) -> Opener:
     def open_(request: urllib.request.Request, timeout: float) -> Tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            with http_open(request.get_method(), request.full_url, dict(request.header_items()), timeout,
+                           context=context) as response:
                 return response.status, response.read(MAX_ANSWER)
         except urllib.error.HTTPError as error:
             return error.code, error.read(MAX_ANSWER)
@@ -240,7 +242,7 @@ def check_cluster(url: str, token: str, subject: Optional[str] = None, timeout: 
     if not token or not str(token).strip():
         raise RestCheckError("no token to check with")
     token = str(token).strip()
-    opener = opener or _urlopen(context)
+    opener = opener or _http_opener(context)
     started = clock()
     deadline = started + max(0.0, wait_timeout)
     attempts = 0

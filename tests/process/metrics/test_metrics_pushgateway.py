@@ -101,8 +101,8 @@ def test_basic_auth_is_sent_and_the_password_never_returned(module, run_module, 
     result, failed = run_module(module, _args(gateway.url, plan=_plan(), pushgateway_username="pusher",
                                               pushgateway_password="s3cret-word"))
     assert not failed and result["pushed"]
-    assert "s3cret-word" not in json.dumps({key: value for key, value in result.items() if key != "invocation"})
-    assert "s3cret-word" not in json.dumps(result["invocation"])
+    # The whole result, with the module's invocation where ansible-core reports one (2.19, not 2.21).
+    assert "s3cret-word" not in json.dumps(result)
     refused, failed = run_module(module, _args(gateway.url, plan=_plan()))
     assert failed and "answered 401" in refused["msg"]
 
