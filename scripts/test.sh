@@ -208,10 +208,11 @@ if ! $quick; then
   if [ -n "$python312" ]; then
     step "virtualenv ansible-core 2.21 / $("$python312" -V)" \
       bash scripts/setup-venv.sh .venv-2.21 "$python312" 'ansible-core>=2.21,<2.22' requirements.txt requirements-test.txt
-    # The process tests of the daemon, the sandbox and the client run once, above: those
-    # programs never import ansible-core; the modules' process tests (k8s, aws, metrics) do.
-    step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 tests/unit tests/process/k8s tests/process/aws \
-      tests/process/metrics tests/integration
+    # Run once, above: the process tests of the daemon, the sandbox and the client (those
+    # programs never import ansible-core), and the long multi-run scenarios (marker
+    # "scenario": the same role tasks and modules as the shorter integration tests run here).
+    step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 -m "not scenario" tests/unit \
+      tests/process/k8s tests/process/aws tests/process/metrics tests/integration
     step "ansible-test sanity, ansible-core 2.21" sanity_run .venv-2.21 "$("$python312" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   else
     step "find Python 3.12+ for ansible-core 2.21" false

@@ -15,7 +15,7 @@ from okera_auth.module_utils import keys, tokens
 from okera_auth.module_utils.signing_key import ROTATION_ANNOTATION, fingerprint
 from token_traffic import TokenTraffic
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.scenario]
 
 ROTATE_SIGNING_KEY = Path(__file__).resolve().parents[3] / "playbooks" / "rotate_signing_key.yml"
 DAY = 86400

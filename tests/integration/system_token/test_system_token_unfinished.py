@@ -20,7 +20,7 @@ import yaml
 
 from playbook_runs import CHECK, ROTATE, recap
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.scenario]
 MARKER = "okera.auth/rotation-unfinished"
 
 
