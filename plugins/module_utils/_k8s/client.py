@@ -94,6 +94,8 @@ class ClusterError(OkeraAuthError):
     def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.status = status
+        # A write that got no answer, or 500/504 ("may still be processing"): it may have been stored.
+        self.write_unknown = False
 
 
 def auth_argument_spec() -> Dict[str, Dict[str, Any]]:
@@ -224,6 +226,9 @@ def _root_cause(exc: BaseException) -> BaseException:
     while id(exc) not in seen:
         seen.add(id(exc))
         nested = getattr(exc, "reason", None)
+        if not isinstance(nested, BaseException):
+            # urllib3's ProtocolError("Connection aborted.", <the error>) carries it as an argument.
+            nested = next((arg for arg in getattr(exc, "args", ()) if isinstance(arg, BaseException)), None)
         if isinstance(nested, BaseException):
             exc = nested
             continue
@@ -270,6 +275,9 @@ def explain(exc: BaseException, server: str, what: str) -> ClusterError:
     if isinstance(cause, ConnectionRefusedError) or "Connection refused" in text:
         return ClusterError("%s: cannot connect to the API server at %s (connection refused); is the cluster "
                             "running, and do kubeconfig/context/host point at it?" % (what, server))
+    if isinstance(cause, (ConnectionResetError, ConnectionAbortedError)) or "without response" in text:
+        return ClusterError("%s: the API server at %s closed the connection without an answer (%s): it may be "
+                            "stopping or restarting" % (what, server, text))
     if isinstance(cause, (socket.timeout, TimeoutError)) or "timed out" in text.lower():
         return ClusterError("%s: the API server at %s did not answer within %s s; check the network path "
                             "and proxy" % (what, server, REQUEST_TIMEOUT))
