@@ -1,0 +1,162 @@
+"""The rotation under injected API server faults (okera-auth-sandbox fault): killed at each stage, 409 storms,
+5xx answers, a slow API. Whatever happens, the run fails in one line with no traceback and no token, and the
+cluster is untouched, or runs the old token, or is marked unfinished so that the next run puts it right."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from okera_auth.module_utils import keys, tokens
+from playbook_runs import ROTATE, recap
+
+pytestmark = pytest.mark.slow
+MARKER = "okera.auth/rotation-unfinished"
+SECRET = "/api/v1/namespaces/default/secrets/secrets"
+CONFIG = "/api/v1/namespaces/default/secrets/okera-config"
+WORKLOAD = "/apis/apps/v1/namespaces/default/deployments/"
+RESTART = r"^/apis/apps/v1/namespaces/default/(deployments|statefulsets)/"
+
+
+def _output(done) -> str:
+    return done.stdout + done.stderr
+
+
+def _failure_lines(output: str, host: str):
+    return [line for line in output.splitlines() if line.startswith("fatal: [%s]" % host)]
+
+
+def _marker(sandbox):
+    return (sandbox.secret().metadata.annotations or {}).get(MARKER)
+
+
+def _rest_user(sandbox, token: str) -> str:
+    """Who Okera's REST API (Service cdas-rest-server) says the token is."""
+    request = urllib.request.Request(sandbox.rest_url + "/api/get-user", headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["user"]
+
+
+def _verifies(sandbox, token: str) -> bool:
+    entries = keys.load_public_keys((sandbox.state_dir / "public-key.pem").read_bytes())
+    return tokens.verify(token, entries, ["RS512"], subject="okera_system_user").valid
+
+
+def _runs(sandbox, token: str) -> bool:
+    """Every pod is ready and started with ``token``."""
+    status = sandbox.status()
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return status["pods_total"] > 0 and status["pods_ready"] == status["pods_total"] and all(
+        pod["token_sha256"] == digest for pod in status["pods"])
+
+
+def _assert_failed_in_one_line(done, host: str, *secrets: str) -> str:
+    """The host failed once, in one line of the role's own, with no traceback and none of the tokens."""
+    output = _output(done)
+    # The failed tasks the role rescued are shown too (censored when they carry a token); the role's line is last.
+    lines = _failure_lines(done.stdout, host)
+    assert lines, output[-3000:]
+    assert recap(done.stdout)[host]["failed"] == 1
+    assert "Traceback" not in output and "MODULE FAILURE" not in output
+    leaked = [number for number, secret in enumerate(secrets) if secret and (secret in output or secret.split(".")[2] in output)]
+    assert not leaked, "token(s) %s in the output" % leaked
+    message = json.loads(lines[-1].split(" => ", 1)[1])["msg"]
+    assert "\n" not in message
+    return message
+
+
+def _assert_put_right(sandbox) -> str:
+    """No marker; the Secret's token verifies, every pod runs it and the REST API answers with it."""
+    token = sandbox.secret_value()
+    assert _marker(sandbox) is None
+    assert _verifies(sandbox, token)
+    sandbox.wait_until_ready()
+    assert _runs(sandbox, token)
+    assert _rest_user(sandbox, token) == "okera_system_user"
+    return token
+
+
+# The API server dies (every request from then on dropped) at each stage of a rotation; what the Secret holds
+# then: the old token unmarked, the new one marked unfinished, or the old one marked unfinished.
+KILLED = {
+    "reading": ({"method": "GET", "path": CONFIG, "kill": True}, "untouched"),
+    "minted": ({"method": "GET", "path": SECRET, "after": 1, "kill": True}, "untouched"),
+    "patch-lost": ({"method": "PATCH", "path": SECRET, "kill": True}, "untouched"),
+    "patch-stored": ({"method": "PATCH", "path": SECRET, "kill": True, "processed": True}, "new"),
+    # (Killed at the read-back, it takes the same way: the rollback cannot write either.)
+    "waiting": ({"method": "GET", "path": WORKLOAD, "kill": True}, "new"),
+    # The REST check passed (it asks the REST API, not the API server); the server dies at the next request,
+    # the read before the marker is removed: the rotation worked, nothing is rolled back.
+    "rest-checked": ({"method": "GET", "path": SECRET, "after": 3, "kill": True}, "new"),
+    # The REST API refuses the new token, so the rotation rolls back; the server dies at its first restart.
+    "rollback": ({"method": "PATCH", "path_regex": RESTART, "after": 3, "kill": True}, "old"),
+}
+MESSAGES = {
+    "reading": ["Read the cluster's verification key(s)", "get Secret default/okera-config: the API server at",
+                "closed the connection without an answer"],
+    "minted": ["Write the new token(s)", "get Secret default/secrets: the API server at", "; nothing was changed"],
+    "patch-lost": ["patch Secret default/secrets: the API server at",
+                   "the Secret may hold the new token(s)", "marked unfinished"],
+    "patch-stored": ["patch Secret default/secrets: the API server at",
+                     "the Secret may hold the new token(s)", "marked unfinished"],
+    "waiting": ["Restart the workloads", "read Deployment default/", "the rollback could not write the Secret",
+                "it still holds the NEW token(s) (SYSTEM_TOKEN_0 sha256:", "), marked unfinished",
+                "the next run restarts, waits and checks"],
+    "rest-checked": ["worked but could not be marked finished", "Okera's REST API answered with the new token(s)",
+                     "the next run restarts and checks once more"],
+    "rollback": ["/api/get-user answered 401", "the previous token(s) were put back",
+                 "but the workloads did not become ready again", "stays marked unfinished"],
+}
+
+
+def _sandboxes(make_sandbox, names):
+    """One sandbox cluster per name, started side by side."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(names, pool.map(make_sandbox, names)))
+
+
+def test_an_api_server_killed_at_each_stage_leaves_what_the_next_run_puts_right(make_sandbox, write_inventory, run_playbook):
+    clusters = _sandboxes(make_sandbox, list(KILLED))
+    old = {stage: sandbox.secret_value() for stage, sandbox in clusters.items()}
+    clusters["rollback"].set_fault(restRejectsTokensIssuedAfter=str(int(time.time())))
+    time.sleep(1.1)
+    for stage, sandbox in clusters.items():
+        sandbox.set_faults(KILLED[stage][0])
+    inventory = write_inventory(clusters, system_token_rest_wait_timeout=5)
+
+    done = run_playbook(ROTATE, "-i", str(inventory), "--forks", str(len(clusters)))
+    assert done.returncode != 0
+    problems = []
+    for stage, sandbox in clusters.items():
+        sandbox.set_faults()
+        now = sandbox.secret_value()
+        message = _assert_failed_in_one_line(done, stage, old[stage], now)
+        missing = [words for words in MESSAGES[stage] if words not in message]
+        if missing:
+            problems.append("%s: %s not in: %s" % (stage, missing, message))
+            continue
+        held = KILLED[stage][1]
+        if held == "untouched":
+            assert now == old[stage] and _marker(sandbox) is None, stage
+            assert _runs(sandbox, old[stage]) and _rest_user(sandbox, old[stage]) == "okera_system_user", stage
+        else:
+            assert (now == old[stage]) == (held == "old") and _marker(sandbox), stage
+            assert json.loads(_marker(sandbox))["keys"]["SYSTEM_TOKEN_0"] == "sha256:" + hashlib.sha256(
+                now.encode()).hexdigest(), stage
+
+    assert not problems, "\n".join(problems)
+    # Faults gone (and the REST API accepting new tokens again): the next run puts every marked cluster right.
+    clusters["rollback"].core().delete_namespaced_config_map("okera-sandbox-faults", "default")
+    marked = [stage for stage, (_rule, held) in KILLED.items() if held != "untouched"]
+    left = {stage: clusters[stage].secret_value() for stage in marked}
+    again = run_playbook(ROTATE, "-i", str(inventory), "--forks", str(len(marked)), "--limit", ",".join(marked))
+    assert again.returncode == 0, _output(again)[-4000:]
+    for stage in marked:
+        assert recap(again.stdout)[stage]["changed"] >= 2, stage
+        token = _assert_put_right(clusters[stage])
+        # A new token left marked is finished as it is; the old one (expiring) is rotated afresh.
+        assert (token == left[stage]) == (KILLED[stage][1] == "new"), stage
