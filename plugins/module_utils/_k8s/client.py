@@ -14,7 +14,8 @@ import os
 import re
 import socket
 import ssl
-from typing import Any, Dict, Mapping, Optional
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
 from urllib.parse import quote, urlencode
 
 from ..errors import OkeraAuthError
@@ -44,6 +45,13 @@ except ImportError as exc:  # reported by the modules through missing_required_l
 
 # Seconds for one API request; a cluster that does not answer within it is reported, not waited on.
 REQUEST_TIMEOUT = 30
+
+# Answers asked again, as client-go does: 429 (the request was not carried out; any method) and, for
+# reads only, 500/502/503/504 (an API server restarting or overloaded). Retry-After is honoured up to
+# RETRY_AFTER_LIMIT seconds; without one the waits are RETRY_SLEEPS.
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+RETRY_SLEEPS = (0.5, 1.0, 2.0)
+RETRY_AFTER_LIMIT = 5.0
 
 # Where the kubelet puts a pod's service-account token and cluster CA. OKERA_AUTH_SERVICE_ACCOUNT_DIR
 # names another directory with the same two files (token, ca.crt): a pod's view laid out elsewhere,
@@ -287,8 +295,11 @@ def explain(exc: BaseException, server: str, what: str) -> ClusterError:
 
 
 def request(api_client: Any, what: str, method: str, path: str, body: Any = None,
-            content_type: str = "application/json", query: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+            content_type: str = "application/json", query: Optional[Mapping[str, str]] = None,
+            sleeper: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """One REST call on the API server: the answer as the JSON dict the server sent.
+
+    429 answers, and 5xx answers to a read, are asked again (RETRIED_STATUSES, RETRY_SLEEPS).
 
     It goes through the client's connection pool (TLS, proxy and credentials as configured) but
     not through its typed API classes, whose import builds hundreds of models (over a second per
@@ -306,21 +317,39 @@ def request(api_client: Any, what: str, method: str, path: str, body: Any = None
         data = json.dumps(body).encode("utf-8")
     pairs = [(key, value) for key, value in sorted((query or {}).items()) if value]
     url = configuration.host.rstrip("/") + path + ("?" + urlencode(pairs) if pairs else "")
-    try:
-        response = api_client.rest_client.pool_manager.request(
-            method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=REQUEST_TIMEOUT),
-            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False))
-    except Exception as exc:  # every transport failure is translated, never shown as a traceback
-        raise explain(exc, server_of(api_client), what) from None
+    attempt = 0
+    while True:
+        try:
+            response = api_client.rest_client.pool_manager.request(
+                method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=REQUEST_TIMEOUT),
+                retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False))
+        except Exception as exc:  # every transport failure is translated, never shown as a traceback
+            raise explain(exc, server_of(api_client), what) from None
+        if attempt < len(RETRY_SLEEPS) and response.status in RETRIED_STATUSES and (method == "GET" or response.status == 429):
+            sleeper(_retry_wait(response, attempt))
+            attempt += 1
+            continue
+        break
     text = response.data.decode("utf-8", "replace")
     if not 200 <= response.status < 300:
         failure = ApiException(status=response.status, reason=response.reason)
         failure.body = text
-        raise explain(failure, server_of(api_client), what)
+        error = explain(failure, server_of(api_client), what)
+        if attempt:
+            error = ClusterError("%s (asked %d times)" % (error, attempt + 1), error.status)
+        raise error
     try:
         return json.loads(text) if text else {}
     except ValueError:
         raise ClusterError("%s: the API server at %s did not answer JSON" % (what, server_of(api_client))) from None
+
+
+def _retry_wait(response: Any, attempt: int) -> float:
+    """Seconds to wait before asking again: the answer's Retry-After (bounded), else the next of RETRY_SLEEPS."""
+    try:
+        return min(max(float(response.headers.get("Retry-After")), 0.0), RETRY_AFTER_LIMIT)
+    except (TypeError, ValueError):
+        return RETRY_SLEEPS[attempt]
 
 
 def api_path(namespace: str, plural: str, name: Optional[str] = None, group: str = "") -> str:

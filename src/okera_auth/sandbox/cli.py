@@ -375,7 +375,7 @@ def _fault_arguments(fault: argparse.ArgumentParser) -> None:
     fault.add_argument("--processed", action="store_true",
                        help="with --drop/--kill: carry the request out first, then lose the answer")
     fault.add_argument("--delay", type=float, help="seconds to wait first (alone: then answer as usual)")
-    fault.add_argument("--retry-after", type=int, help="with --status 429: the Retry-After seconds (default 1)")
+    fault.add_argument("--retry-after", type=int, help="with --status: the Retry-After header's seconds (429: 1 unless given)")
     fault.add_argument("--message", help="with --status: the Status message (default: the API server's own)")
     fault.add_argument("--after", type=int, help="let the first N matching requests through")
     fault.add_argument("--times", type=int, help="then act on M requests (default: every later one)")

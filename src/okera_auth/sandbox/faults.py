@@ -15,7 +15,8 @@ A rule matches a request by ``method`` (``*`` or absent: any) and ``path`` (a pr
 path, without the query) or ``path_regex`` (searched in it). What it does:
 
 - ``status``: answer that code with a Kubernetes ``Status`` body (409 Conflict, 429
-  TooManyRequests with ``Retry-After``, 500, 503, 504, or any other 4xx/5xx);
+  TooManyRequests with ``Retry-After``, 500, 503, 504, or any other 4xx/5xx); ``retry_after``
+  sets the ``Retry-After`` header (429: 1 unless given);
 - ``drop``: close the connection without an answer (a client sees the server go away);
 - ``kill``: drop this request and every later one, whatever it is, as a killed API server looks
   to a client, until the rules change;
@@ -159,7 +160,7 @@ def parse_rule(raw: Any) -> FaultRule:
         raise SandboxError("fault rule processed goes with drop or kill (the request is carried out, the answer lost)")
     retry_after = _number(raw, "retry_after", int, 0)
     if retry_after is not None and status is None:
-        raise SandboxError("fault rule retry_after goes with status")
+        raise SandboxError("fault rule retry_after goes with status (a Retry-After header of the answer)")
     message = raw.get("message")
     if message is not None and not isinstance(message, str):
         raise SandboxError("fault rule message must be a string")
@@ -309,9 +310,9 @@ class FaultInjector:
             if rule.kill:
                 self._killed = rule
             error = status_error(rule, path) if rule.status is not None else None
-            retry_after = None
-            if error is not None and error.code == 429:
-                retry_after = rule.retry_after if rule.retry_after is not None else DEFAULT_RETRY_AFTER
+            retry_after = rule.retry_after
+            if error is not None and error.code == 429 and retry_after is None:
+                retry_after = DEFAULT_RETRY_AFTER
             fault = Fault(rule, rule.delay, error, rule.drop or rule.kill, rule.processed, retry_after)
         self.log(fault.describe(method, path, count))
         return fault
