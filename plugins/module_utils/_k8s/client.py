@@ -44,7 +44,9 @@ except ImportError as exc:  # reported by the modules through missing_required_l
 
 
 # Seconds for one API request; a cluster that does not answer within it is reported, not waited on.
+# OKERA_AUTH_K8S_REQUEST_TIMEOUT (seconds, where the modules run) sets another.
 REQUEST_TIMEOUT = 30
+REQUEST_TIMEOUT_ENV = "OKERA_AUTH_K8S_REQUEST_TIMEOUT"
 
 # Answers asked again, as client-go does: 429 (the request was not carried out; any method) and, for
 # reads only, 500/502/503/504 (an API server restarting or overloaded). Retry-After is honoured up to
@@ -212,6 +214,16 @@ def build_api_client(params: Mapping[str, Any], environ: Optional[Mapping[str, s
     return api_client
 
 
+def request_timeout(environ: Optional[Mapping[str, str]] = None) -> float:
+    """Seconds for one API request: OKERA_AUTH_K8S_REQUEST_TIMEOUT when it is a positive number, else REQUEST_TIMEOUT."""
+    environ = os.environ if environ is None else environ
+    try:
+        value = float(environ.get(REQUEST_TIMEOUT_ENV) or REQUEST_TIMEOUT)
+    except ValueError:
+        return REQUEST_TIMEOUT
+    return value if 0 < value < float("inf") else REQUEST_TIMEOUT
+
+
 def server_of(api_client: Any) -> str:
     return str(getattr(api_client.configuration, "host", "the API server"))
 
@@ -288,7 +300,7 @@ def explain(exc: BaseException, server: str, what: str) -> ClusterError:
                             "stopping or restarting" % (what, server, text))
     if isinstance(cause, (socket.timeout, TimeoutError)) or "timed out" in text.lower():
         return ClusterError("%s: the API server at %s did not answer within %s s; check the network path "
-                            "and proxy" % (what, server, REQUEST_TIMEOUT))
+                            "and proxy, or allow more with %s" % (what, server, "%g" % request_timeout(), REQUEST_TIMEOUT_ENV))
     if HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.HTTPError):
         return ClusterError("%s: cannot reach the API server at %s: %s" % (what, server, text))
     return ClusterError("%s: %s: %s" % (what, type(cause).__name__, text))
@@ -321,7 +333,7 @@ def request(api_client: Any, what: str, method: str, path: str, body: Any = None
     while True:
         try:
             response = api_client.rest_client.pool_manager.request(
-                method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=REQUEST_TIMEOUT),
+                method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=request_timeout()),
                 retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False))
         except Exception as exc:  # every transport failure is translated, never shown as a traceback
             raise explain(exc, server_of(api_client), what) from None

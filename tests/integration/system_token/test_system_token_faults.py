@@ -160,3 +160,55 @@ def test_an_api_server_killed_at_each_stage_leaves_what_the_next_run_puts_right(
         token = _assert_put_right(clusters[stage])
         # A new token left marked is finished as it is; the old one (expiring) is rotated afresh.
         assert (token == left[stage]) == (KILLED[stage][1] == "new"), stage
+
+
+# Each of these clusters meets other faults, all in one run (with 3 s per API request).
+TROUBLED = {
+    # Fewer conflicts than the retries (5), 5xx answers to reads fewer than their retries (3), a slow API: all ridden out.
+    "survives": [{"method": "PATCH", "path": SECRET, "status": 409, "times": 5},
+                 {"method": "GET", "path": SECRET, "status": 503, "times": 2},
+                 {"method": "GET", "path": CONFIG, "status": 504, "times": 1},
+                 {"method": "GET", "path": WORKLOAD, "status": 500, "times": 2},
+                 {"method": "GET", "path_regex": r"^/apis/apps/v1/namespaces/default/statefulsets/", "delay": 1, "times": 2}],
+    "storm": [{"method": "PATCH", "path": SECRET, "status": 409, "times": 6}],
+    "unavailable": [{"method": "GET", "path": CONFIG, "status": 503}],
+    "slow-read": [{"method": "GET", "path": CONFIG, "delay": 4, "times": 1}],
+    # The patch is stored 3.3 s after it came, when the client has given up: read back, then rolled back.
+    "slow-write": [{"method": "PATCH", "path": SECRET, "delay": 3.3, "times": 1}],
+}
+
+
+def test_conflicts_5xx_answers_and_a_slow_api_are_ridden_out_or_fail_cleanly(make_sandbox, write_inventory, run_playbook):
+    clusters = _sandboxes(make_sandbox, list(TROUBLED))
+    old = {name: sandbox.secret_value() for name, sandbox in clusters.items()}
+    versions = {name: sandbox.secret().metadata.resource_version for name, sandbox in clusters.items()}
+    for name, sandbox in clusters.items():
+        sandbox.set_faults(*TROUBLED[name])
+    inventory = write_inventory(clusters)
+
+    done = run_playbook(ROTATE, "-i", str(inventory), "--forks", str(len(clusters)),
+                        env={"OKERA_AUTH_K8S_REQUEST_TIMEOUT": "3"})
+    assert done.returncode != 0
+    counters = recap(done.stdout)
+    assert counters["survives"]["failed"] == 0, _output(done)[-4000:]
+    assert "5 conflict(s) retried" in done.stdout
+    assert _assert_put_right(clusters["survives"]) != old["survives"]
+
+    storm = _assert_failed_in_one_line(done, "storm", old["storm"])
+    assert "kept changing under us (6 conflicts); run again when other writers are done" in storm
+    assert "; nothing was changed" in storm
+    unavailable = _assert_failed_in_one_line(done, "unavailable", old["unavailable"])
+    assert "get Secret default/okera-config: the API server at" in unavailable
+    assert "answered 503 the server is currently unable to handle the request (asked 4 times)" in unavailable
+    slow_read = _assert_failed_in_one_line(done, "slow-read", old["slow-read"])
+    assert "get Secret default/okera-config: the API server at" in slow_read and "did not answer within 3 s" in slow_read
+    for name in ("storm", "unavailable", "slow-read"):
+        sandbox = clusters[name]
+        assert sandbox.secret().metadata.resource_version == versions[name], "%s: nothing written" % name
+        assert _runs(sandbox, old[name]) and _rest_user(sandbox, old[name]) == "okera_system_user", name
+
+    slow_write = _assert_failed_in_one_line(done, "slow-write", old["slow-write"], clusters["slow-write"].secret_value())
+    assert "patch Secret default/secrets: the API server at" in slow_write and "did not answer within 3 s" in slow_write
+    assert "the previous token(s) were put back (SYSTEM_TOKEN_0 sha256:%s...) and the workloads restarted with them" % (
+        hashlib.sha256(old["slow-write"].encode()).hexdigest()[:12]) in slow_write
+    assert _assert_put_right(clusters["slow-write"]) == old["slow-write"]

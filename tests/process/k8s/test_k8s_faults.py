@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from okera_auth.module_utils._k8s.client import ClusterError, build_api_client, request
+from okera_auth.module_utils._k8s.client import ClusterError, build_api_client, request, request_timeout
 from okera_auth.module_utils._k8s.secrets import read_secret, set_secret_data
 from sandbox_cluster import Sandbox
 
@@ -89,3 +89,20 @@ def test_a_write_without_an_answer_is_flagged_as_maybe_stored(sandbox, api):
         set_secret_data(api, "default", "secrets", {"LOST": b"never"})
     assert not raised.value.write_unknown
     assert base64.b64encode(b"never").decode() not in str(raised.value)
+
+
+def test_a_slow_api_is_waited_for_up_to_the_request_timeout(sandbox, api, monkeypatch):
+    sandbox.set_faults({"method": "GET", "path": SECRET, "delay": 1.5})
+    monkeypatch.setenv("OKERA_AUTH_K8S_REQUEST_TIMEOUT", "3")
+    assert read_secret(api, "default", "secrets").exists
+    monkeypatch.setenv("OKERA_AUTH_K8S_REQUEST_TIMEOUT", "1")
+    with pytest.raises(ClusterError) as raised:
+        read_secret(api, "default", "secrets")
+    assert raised.value.status is None and "\n" not in str(raised.value)
+    assert "get Secret default/secrets: the API server at %s did not answer within 1 s" % sandbox.url in str(raised.value)
+    assert "OKERA_AUTH_K8S_REQUEST_TIMEOUT" in str(raised.value)
+
+
+@pytest.mark.parametrize("value, seconds", [("2.5", 2.5), ("", 30), ("0", 30), ("-1", 30), ("soon", 30), ("inf", 30)])
+def test_the_request_timeout_comes_from_the_environment_when_it_is_a_positive_number(value, seconds):
+    assert request_timeout({"OKERA_AUTH_K8S_REQUEST_TIMEOUT": value}) == seconds
