@@ -162,7 +162,7 @@ status:
 write_unknown:
   description:
     - On failure, whether the write was sent and got no answer (connection dropped, timeout) or
-      500/504: it may have been stored without the module knowing. Read the Secret to find out.
+      500/504, so that it may have been stored without the module knowing. Read the Secret to find out.
   returned: on failure
   type: bool
 """
