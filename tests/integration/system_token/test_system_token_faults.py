@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,17 @@ def _rest_user(sandbox, token: str) -> str:
     request = urllib.request.Request(sandbox.rest_url + "/api/get-user", headers={"Authorization": "Bearer " + token})
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())["user"]
+
+
+def _faults(sandbox):
+    """The faults the sandbox's server log says it injected, in order ("PATCH /api/... -> 409 Conflict (...)")."""
+    return [line.split("fault: ", 1)[1] for line in (sandbox.state_dir / "server.log").read_text().splitlines()
+            if "fault: " in line]
+
+
+def _injected(sandbox, what: str) -> int:
+    """How many requests got ``what`` ("PATCH /api/... -> 409 Conflict")."""
+    return sum(line.startswith(what) for line in _faults(sandbox))
 
 
 def _verifies(sandbox, token: str) -> bool:
@@ -133,6 +145,11 @@ def test_an_api_server_killed_at_each_stage_leaves_what_the_next_run_puts_right(
     problems = []
     for stage, sandbox in clusters.items():
         sandbox.set_faults()
+        # The server died at the request the stage names (the first fault), and stayed dead.
+        rule, faults = KILLED[stage][0], _faults(sandbox)
+        method, path = faults[0].split(" -> ")[0].split(" ", 1)
+        assert method == rule["method"] and re.search(rule.get("path_regex") or "^" + re.escape(rule["path"]), path), stage
+        assert all(" -> connection dropped" in line for line in faults), stage
         now = sandbox.secret_value()
         message = _assert_failed_in_one_line(done, stage, old[stage], now)
         missing = [words for words in MESSAGES[stage] if words not in message]
@@ -169,7 +186,7 @@ TROUBLED = {
                  {"method": "GET", "path": SECRET, "status": 503, "times": 2},
                  {"method": "GET", "path": CONFIG, "status": 504, "times": 1},
                  {"method": "GET", "path": WORKLOAD, "status": 500, "times": 2},
-                 {"method": "GET", "path_regex": r"^/apis/apps/v1/namespaces/default/statefulsets/", "delay": 1, "times": 2}],
+                 {"method": "GET", "path": WORKLOAD, "delay": 1, "after": 2, "times": 2}],
     "storm": [{"method": "PATCH", "path": SECRET, "status": 409, "times": 6}],
     "unavailable": [{"method": "GET", "path": CONFIG, "status": 503}],
     "slow-read": [{"method": "GET", "path": CONFIG, "delay": 4, "times": 1}],
@@ -192,6 +209,12 @@ def test_conflicts_5xx_answers_and_a_slow_api_are_ridden_out_or_fail_cleanly(mak
     counters = recap(done.stdout)
     assert counters["survives"]["failed"] == 0, _output(done)[-4000:]
     assert "5 conflict(s) retried" in done.stdout
+    survives = clusters["survives"]
+    assert _injected(survives, "PATCH %s -> 409 Conflict" % SECRET) == 5
+    assert _injected(survives, "GET %s -> 503 ServiceUnavailable" % SECRET) == 2
+    assert _injected(survives, "GET %s -> 504 Timeout" % CONFIG) == 1
+    assert _injected(survives, "GET %scdas-rest-server -> 500 InternalError" % WORKLOAD) == 2
+    assert sum(" -> delayed 1s" in line for line in _faults(survives)) == 2
     assert _assert_put_right(clusters["survives"]) != old["survives"]
 
     storm = _assert_failed_in_one_line(done, "storm", old["storm"])
@@ -209,6 +232,7 @@ def test_conflicts_5xx_answers_and_a_slow_api_are_ridden_out_or_fail_cleanly(mak
 
     slow_write = _assert_failed_in_one_line(done, "slow-write", old["slow-write"], clusters["slow-write"].secret_value())
     assert "patch Secret default/secrets: the API server at" in slow_write and "did not answer within 3 s" in slow_write
+    assert _injected(clusters["slow-write"], "PATCH %s -> delayed 3.3s" % SECRET) == 1
     assert "the previous token(s) were put back (SYSTEM_TOKEN_0 sha256:%s...) and the workloads restarted with them" % (
         hashlib.sha256(old["slow-write"].encode()).hexdigest()[:12]) in slow_write
     assert _assert_put_right(clusters["slow-write"]) == old["slow-write"]
