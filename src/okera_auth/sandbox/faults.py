@@ -23,7 +23,8 @@ path, without the query) or ``path_regex`` (searched in it). What it does:
 - ``delay``: wait that many seconds first (alone: then serve the request as usual).
 
 ``processed: true`` (with ``drop`` or ``kill``) carries the request out before the answer is
-lost: a write reaches the store, the client never learns it. ``after: N`` lets the first N
+lost: a write reaches the store, the client never learns it (not meant for watches, whose answer
+only ends with their timeout). ``after: N`` lets the first N
 matching requests through; ``times: M`` then acts on M of them (absent: on every later one).
 Each rule counts the requests it matches, whether or not an earlier rule acted on them; the
 first rule in its window acts. Counts start again when the file changes.
