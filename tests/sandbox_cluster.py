@@ -104,6 +104,12 @@ class Sandbox:
         body = {"metadata": {"name": "okera-sandbox-faults"}, "data": faults}
         self.core().create_namespaced_config_map("default", body)
 
+    def set_faults(self, *rules: dict) -> None:
+        """The API server's injected faults (okera-auth-sandbox fault): these rules from its next request on."""
+        from okera_auth.sandbox.faults import parse_rule, write_rules
+
+        write_rules(str(self.state_dir / "faults.json"), [parse_rule(rule) for rule in rules])
+
     def restart_annotations(self) -> Dict[str, Optional[str]]:
         """kubectl.kubernetes.io/restartedAt of each workload (None if never restarted)."""
         found = {}

@@ -152,10 +152,22 @@ conflicts:
   returned: always
   type: int
 backup_file:
-  description: Path of the backup file written.
+  description: Path of the backup file written (also when the patch that followed it failed).
   returned: when O(backup) is set and the Secret existed and changed
   type: str
+status:
+  description: On failure, the HTTP status the API server answered; null when no answer came.
+  returned: on failure
+  type: int
+write_unknown:
+  description:
+    - On failure, whether the write was sent and got no answer (connection dropped, timeout) or
+      500/504, so that it may have been stored without the module knowing. Read the Secret to find out.
+  returned: on failure
+  type: bool
 """
+
+import os
 
 from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
 from ansible_collections.okera.auth.plugins.module_utils.errors import FileWriteError
@@ -195,7 +207,11 @@ def main() -> None:
                                  conflict_retries=params["conflict_retries"], backup_path=backup_path,
                                  annotations=annotations)
     except ClusterError as error:
-        module.fail_json(msg=str(error), cluster=describe_target(params))
+        # backup_file: written before the patch that failed.
+        failure = {"status": error.status, "write_unknown": error.write_unknown}
+        if backup_path and os.path.exists(backup_path):
+            failure["backup_file"] = backup_path
+        module.fail_json(msg=str(error), cluster=describe_target(params), **failure)
     except FileWriteError as error:
         module.fail_json(msg="%s; check backup_dir" % error)
     except OSError as error:

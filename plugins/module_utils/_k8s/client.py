@@ -14,7 +14,8 @@ import os
 import re
 import socket
 import ssl
-from typing import Any, Dict, Mapping, Optional
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
 from urllib.parse import quote, urlencode
 
 from ..errors import OkeraAuthError
@@ -43,7 +44,16 @@ except ImportError as exc:  # reported by the modules through missing_required_l
 
 
 # Seconds for one API request; a cluster that does not answer within it is reported, not waited on.
+# OKERA_AUTH_K8S_REQUEST_TIMEOUT (seconds, where the modules run) sets another.
 REQUEST_TIMEOUT = 30
+REQUEST_TIMEOUT_ENV = "OKERA_AUTH_K8S_REQUEST_TIMEOUT"
+
+# Answers asked again, as client-go does: 429 (the request was not carried out; any method) and, for
+# reads only, 500/502/503/504 (an API server restarting or overloaded). Retry-After is honoured up to
+# RETRY_AFTER_LIMIT seconds; without one the waits are RETRY_SLEEPS.
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+RETRY_SLEEPS = (0.5, 1.0, 2.0)
+RETRY_AFTER_LIMIT = 5.0
 
 # Where the kubelet puts a pod's service-account token and cluster CA. OKERA_AUTH_SERVICE_ACCOUNT_DIR
 # names another directory with the same two files (token, ca.crt): a pod's view laid out elsewhere,
@@ -94,6 +104,8 @@ class ClusterError(OkeraAuthError):
     def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.status = status
+        # A write that got no answer, or 500/504 ("may still be processing"): it may have been stored.
+        self.write_unknown = False
 
 
 def auth_argument_spec() -> Dict[str, Dict[str, Any]]:
@@ -202,6 +214,16 @@ def build_api_client(params: Mapping[str, Any], environ: Optional[Mapping[str, s
     return api_client
 
 
+def request_timeout(environ: Optional[Mapping[str, str]] = None) -> float:
+    """Seconds for one API request: OKERA_AUTH_K8S_REQUEST_TIMEOUT when it is a positive number, else REQUEST_TIMEOUT."""
+    environ = os.environ if environ is None else environ
+    try:
+        value = float(environ.get(REQUEST_TIMEOUT_ENV) or REQUEST_TIMEOUT)
+    except ValueError:
+        return REQUEST_TIMEOUT
+    return value if 0 < value < float("inf") else REQUEST_TIMEOUT
+
+
 def server_of(api_client: Any) -> str:
     return str(getattr(api_client.configuration, "host", "the API server"))
 
@@ -224,6 +246,9 @@ def _root_cause(exc: BaseException) -> BaseException:
     while id(exc) not in seen:
         seen.add(id(exc))
         nested = getattr(exc, "reason", None)
+        if not isinstance(nested, BaseException):
+            # urllib3's ProtocolError("Connection aborted.", <the error>) carries it as an argument.
+            nested = next((arg for arg in getattr(exc, "args", ()) if isinstance(arg, BaseException)), None)
         if isinstance(nested, BaseException):
             exc = nested
             continue
@@ -270,17 +295,23 @@ def explain(exc: BaseException, server: str, what: str) -> ClusterError:
     if isinstance(cause, ConnectionRefusedError) or "Connection refused" in text:
         return ClusterError("%s: cannot connect to the API server at %s (connection refused); is the cluster "
                             "running, and do kubeconfig/context/host point at it?" % (what, server))
+    if isinstance(cause, (ConnectionResetError, ConnectionAbortedError)) or "without response" in text:
+        return ClusterError("%s: the API server at %s closed the connection without an answer (%s): it may be "
+                            "stopping or restarting" % (what, server, text))
     if isinstance(cause, (socket.timeout, TimeoutError)) or "timed out" in text.lower():
         return ClusterError("%s: the API server at %s did not answer within %s s; check the network path "
-                            "and proxy" % (what, server, REQUEST_TIMEOUT))
+                            "and proxy, or allow more with %s" % (what, server, "%g" % request_timeout(), REQUEST_TIMEOUT_ENV))
     if HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.HTTPError):
         return ClusterError("%s: cannot reach the API server at %s: %s" % (what, server, text))
     return ClusterError("%s: %s: %s" % (what, type(cause).__name__, text))
 
 
 def request(api_client: Any, what: str, method: str, path: str, body: Any = None,
-            content_type: str = "application/json", query: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+            content_type: str = "application/json", query: Optional[Mapping[str, str]] = None,
+            sleeper: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """One REST call on the API server: the answer as the JSON dict the server sent.
+
+    429 answers, and 5xx answers to a read, are asked again (RETRIED_STATUSES, RETRY_SLEEPS).
 
     It goes through the client's connection pool (TLS, proxy and credentials as configured) but
     not through its typed API classes, whose import builds hundreds of models (over a second per
@@ -298,21 +329,39 @@ def request(api_client: Any, what: str, method: str, path: str, body: Any = None
         data = json.dumps(body).encode("utf-8")
     pairs = [(key, value) for key, value in sorted((query or {}).items()) if value]
     url = configuration.host.rstrip("/") + path + ("?" + urlencode(pairs) if pairs else "")
-    try:
-        response = api_client.rest_client.pool_manager.request(
-            method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=REQUEST_TIMEOUT),
-            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False))
-    except Exception as exc:  # every transport failure is translated, never shown as a traceback
-        raise explain(exc, server_of(api_client), what) from None
+    attempt = 0
+    while True:
+        try:
+            response = api_client.rest_client.pool_manager.request(
+                method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=request_timeout()),
+                retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False))
+        except Exception as exc:  # every transport failure is translated, never shown as a traceback
+            raise explain(exc, server_of(api_client), what) from None
+        if attempt < len(RETRY_SLEEPS) and response.status in RETRIED_STATUSES and (method == "GET" or response.status == 429):
+            sleeper(_retry_wait(response, attempt))
+            attempt += 1
+            continue
+        break
     text = response.data.decode("utf-8", "replace")
     if not 200 <= response.status < 300:
         failure = ApiException(status=response.status, reason=response.reason)
         failure.body = text
-        raise explain(failure, server_of(api_client), what)
+        error = explain(failure, server_of(api_client), what)
+        if attempt:
+            error = ClusterError("%s (asked %d times)" % (error, attempt + 1), error.status)
+        raise error
     try:
         return json.loads(text) if text else {}
     except ValueError:
         raise ClusterError("%s: the API server at %s did not answer JSON" % (what, server_of(api_client))) from None
+
+
+def _retry_wait(response: Any, attempt: int) -> float:
+    """Seconds to wait before asking again: the answer's Retry-After (bounded), else the next of RETRY_SLEEPS."""
+    try:
+        return min(max(float(response.headers.get("Retry-After")), 0.0), RETRY_AFTER_LIMIT)
+    except (TypeError, ValueError):
+        return RETRY_SLEEPS[attempt]
 
 
 def api_path(namespace: str, plural: str, name: Optional[str] = None, group: str = "") -> str:

@@ -77,6 +77,15 @@ def _decode_data(namespace: str, name: str, data: Optional[Mapping[str, str]]) -
     return decoded
 
 
+def _write(api_client: Any, what: str, method: str, path: str, body: Any, content_type: str = "application/json") -> Dict[str, Any]:
+    """A write request; a failure without an answer (or 500/504) is marked write_unknown: it may have been stored."""
+    try:
+        return request(api_client, what, method, path, body, content_type)
+    except ClusterError as error:
+        error.write_unknown = error.status in (None, 500, 504)
+        raise
+
+
 def read_secret(api_client: Any, namespace: str, name: str) -> SecretData:
     """The Secret's decoded data; a missing Secret is returned with exists=False."""
     try:
@@ -166,8 +175,8 @@ def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[
             body = {"apiVersion": "v1", "kind": "Secret", "type": secret_type, "metadata": metadata,
                     "data": {key: _encode(values[key]) for key in changed_keys}}
             try:
-                created = request(api_client, "create " + _describe(namespace, name), "POST",
-                                  api_path(namespace, "secrets"), body)
+                created = _write(api_client, "create " + _describe(namespace, name), "POST",
+                                 api_path(namespace, "secrets"), body)
             except ClusterError as error:
                 if error.status == 409 and conflicts < conflict_retries:  # created meanwhile by someone else
                     conflicts += 1
@@ -182,8 +191,8 @@ def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[
         if annotation_patch:
             patch["metadata"]["annotations"] = annotation_patch
         try:
-            patched = request(api_client, "patch " + _describe(namespace, name), "PATCH",
-                              api_path(namespace, "secrets", name), patch, MERGE_PATCH)
+            patched = _write(api_client, "patch " + _describe(namespace, name), "PATCH",
+                             api_path(namespace, "secrets", name), patch, MERGE_PATCH)
         except ClusterError as error:
             if error.status == 409 and conflicts < conflict_retries:
                 conflicts += 1

@@ -20,6 +20,7 @@ from okera_auth.module_utils.errors import OkeraAuthError
 from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.tokens import parse_duration
 from .errors import ApiError, SandboxError
+from .faults import FaultInjector, parse_rule, read_rules, write_rules
 from .controllers import LOAD_BALANCER_IP
 from .kubelet import is_ready, running_containers
 from .okera import CONFIG_SECRET, DEFAULT_ALGORITHM_SETTING, REST_SERVICE, token_report
@@ -108,7 +109,7 @@ def _build_server(args: argparse.Namespace, state: StateDir, log: Callable[[str]
         server = SandboxServer(store, state.users(settings), port=args.port, ssl_context=context,
                                start_delay=args.pod_start_delay, crash_backoff=args.crash_backoff,
                                log=log, log_requests=args.verbose, namespace=settings.namespace,
-                               rest_port=args.rest_port, runtime=runtime)
+                               rest_port=args.rest_port, runtime=runtime, faults=FaultInjector(state.faults, log))
     except RestListenError as error:
         raise SandboxError("cannot listen on 127.0.0.1:%d for the Okera REST API: %s (give another --rest-port, "
                            "or 0 for a free one)" % (args.rest_port, error.strerror)) from None
@@ -277,6 +278,26 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_fault(args: argparse.Namespace, out: TextIO) -> int:
+    """Add a rule to faults.json (a running server applies it to its next request), list or clear them."""
+    state = StateDir(args.state_dir)
+    state.settings()
+    rules = [] if args.clear else read_rules(state.faults)
+    wanted = {"method": args.method, "path": args.path, "path_regex": args.path_regex, "status": args.status,
+              "retry_after": args.retry_after, "message": args.message, "delay": args.delay, "drop": args.drop,
+              "kill": args.kill, "processed": args.processed, "after": args.after, "times": args.times}
+    adding = any(value not in (None, False) for name, value in wanted.items() if name != "method")
+    if adding:
+        rules.append(parse_rule({name: value for name, value in wanted.items() if value not in (None, False)}))
+    if adding or args.clear:
+        write_rules(state.faults, rules)
+    if not rules:
+        out.write("%s: no faults in %s\n" % (PROGRAM, state.faults))
+    for number, rule in enumerate(rules, 1):
+        out.write("%d. %s\n" % (number, rule.describe()))
+    return 0
+
+
 # ---- arguments --------------------------------------------------------------------------------
 
 def _state_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -333,14 +354,38 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="the system token's subject and expiry, and pod readiness")
     _state_dir_argument(status)
     status.add_argument("--json", action="store_true", help="print JSON")
+    _fault_arguments(commands.add_parser(
+        "fault", help="inject a fault into the API server's answers (a rule added to STATE_DIR/faults.json, "
+                      "applied from the next request on); without a rule: list them"))
     return parser
+
+
+def _fault_arguments(fault: argparse.ArgumentParser) -> None:
+    _state_dir_argument(fault)
+    fault.add_argument("--clear", action="store_true", help="remove every rule first (alone: no faults any more)")
+    fault.add_argument("--method", help="GET, POST, PUT, PATCH, DELETE or * (default: any)")
+    where = fault.add_mutually_exclusive_group()
+    where.add_argument("--path", help="requests whose path starts with this (default: any)")
+    where.add_argument("--path-regex", help="requests whose path this regular expression finds something in")
+    action = fault.add_mutually_exclusive_group()
+    action.add_argument("--status", type=int, help="answer this code with a Kubernetes Status (409, 429, 500, 503, 504, ...)")
+    action.add_argument("--drop", action="store_true", help="close the connection without an answer")
+    action.add_argument("--kill", action="store_true",
+                        help="drop this request and every later one, as a killed API server (until the rules change)")
+    fault.add_argument("--processed", action="store_true",
+                       help="with --drop/--kill: carry the request out first, then lose the answer")
+    fault.add_argument("--delay", type=float, help="seconds to wait first (alone: then answer as usual)")
+    fault.add_argument("--retry-after", type=int, help="with --status: the Retry-After header's seconds (429: 1 unless given)")
+    fault.add_argument("--message", help="with --status: the Status message (default: the API server's own)")
+    fault.add_argument("--after", type=int, help="let the first N matching requests through")
+    fault.add_argument("--times", type=int, help="then act on M requests (default: every later one)")
 
 
 def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "start":
         args.command, args.background = "serve", True
-    handlers = {"init": cmd_init, "serve": cmd_serve, "stop": cmd_stop, "status": cmd_status}
+    handlers = {"init": cmd_init, "serve": cmd_serve, "stop": cmd_stop, "status": cmd_status, "fault": cmd_fault}
     try:
         return handlers[args.command](args, out)
     except (OkeraAuthError, ApiError, OSError) as error:

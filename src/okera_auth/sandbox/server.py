@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import json
+import socket
 import ssl
 import threading
 import time
@@ -18,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .controllers import Controllers
 from .errors import ApiError, bad_request
+from .faults import Fault, FaultInjector
 from .kubelet import Kubelet, container_log
 from .okera import okera_start_check
 from .okera_rest import RestApi, RestHTTPServer, publish_port
@@ -152,11 +155,13 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     # ---- plumbing -------------------------------------------------------------------------------
 
-    def _send_json(self, code: int, body: dict) -> None:
+    def _send_json(self, code: int, body: dict, headers: Optional[Dict[str, str]] = None) -> None:
         data = json.dumps(body, separators=(",", ":")).encode("utf-8")
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -210,16 +215,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         try:
             # Read the body first, whatever happens next, so the connection stays usable.
             raw_body = self._read_raw_body()
-            if url.path.rstrip("/") in PUBLIC_PATHS:
-                if method != "GET":
-                    raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
-                if url.path.rstrip("/") == "/version":
-                    self._send_json(200, SERVER_VERSION)
-                else:
-                    self._send_text(200, "ok")
+            fault = self.server.faults.fault_for(method, url.path) if self.server.faults is not None else None
+            if fault is not None and self._inject(fault, method, url.path, query, raw_body):
                 return
-            user = self._authenticate()
-            self._route(method, url.path, query, self._parse_body(raw_body), user)
+            self._respond(method, url.path, query, raw_body)
         except ApiError as error:
             self._send_json(error.code, error.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -228,6 +227,44 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.server.log("internal error on %s %s: %s" % (method, url.path, type(error).__name__))
             self._send_json(500, ApiError(500, "InternalError",
                                           "an internal error occurred: %s" % type(error).__name__).status())
+
+    def _respond(self, method: str, path: str, query: Dict[str, str], raw_body: bytes) -> None:
+        if path.rstrip("/") in PUBLIC_PATHS:
+            if method != "GET":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
+            if path.rstrip("/") == "/version":
+                self._send_json(200, SERVER_VERSION)
+            else:
+                self._send_text(200, "ok")
+            return
+        user = self._authenticate()
+        self._route(method, path, query, self._parse_body(raw_body), user)
+
+    def _inject(self, fault: Fault, method: str, path: str, query: Dict[str, str], raw_body: bytes) -> bool:
+        """Carry out an injected fault (faults.py); False when the request is then served as usual."""
+        if fault.delay and self.server.stopping.wait(fault.delay):
+            fault = Fault(fault.rule, 0.0, None, True, False, None)  # the server stops: as if killed
+        if fault.error is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            self._send_json(fault.error.code, fault.error.status(), headers)
+            return True
+        if not fault.drop:
+            return False
+        if fault.processed:
+            # Carried out, its answer lost: written to nowhere, as by a server killed before it replied.
+            answer, self.wfile = self.wfile, io.BytesIO()
+            try:
+                self._respond(method, path, query, raw_body)
+            except Exception:  # pylint: disable=broad-except - the client hears nothing either way
+                pass
+            finally:
+                self.wfile = answer
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return True
 
     def _send_text(self, code: int, text: str) -> None:
         data = text.encode("utf-8")
@@ -516,9 +553,11 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address: Tuple[str, int], store: Store, users: List[Tuple[str, User]],
-                 log: Optional[Callable[[str], None]] = None, log_requests: bool = False) -> None:
+                 log: Optional[Callable[[str], None]] = None, log_requests: bool = False,
+                 faults: Optional[FaultInjector] = None) -> None:
         super().__init__(address, ApiHandler)
         self.store = store
+        self.faults = faults
         self.users = users
         self.log = log or (lambda line: None)
         self.log_requests = log is not None and log_requests
@@ -540,16 +579,18 @@ class SandboxServer:
                  port: int = 0, ssl_context: Optional[ssl.SSLContext] = None,
                  start_delay: float = 0.5, crash_backoff: float = 2.0, tick: float = 0.1,
                  log: Optional[Callable[[str], None]] = None, log_requests: bool = False,
-                 namespace: str = "default", rest_port: int = 0, runtime=None) -> None:
+                 namespace: str = "default", rest_port: int = 0, runtime=None,
+                 faults: Optional[FaultInjector] = None) -> None:
         """``log`` takes errors (and every request with ``log_requests``); None discards them.
 
         ``namespace`` is the Okera cluster's, whose Service cdas-rest-server fronts the REST
         listener (plain HTTP on ``host``:``rest_port``, 0 for a free port). ``runtime`` runs
         pods for real (``podman.PodmanPods``, ``--podman``); without one every pod is simulated.
+        ``faults`` injects the faults of a faults.json into the API server's answers (not the REST API's).
         """
         self.store = store
         self.namespace = namespace
-        self.httpd = SandboxHTTPServer((host, port), store, users, log, log_requests)
+        self.httpd = SandboxHTTPServer((host, port), store, users, log, log_requests, faults)
         try:
             self.rest = RestHTTPServer((host, rest_port), RestApi(store, namespace), log, log_requests)
         except OSError as error:

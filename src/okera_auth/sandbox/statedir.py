@@ -7,7 +7,8 @@ Layout (all files 0600 unless noted; the directory 0700):
 ``signing-key.pem`` the key the system token is signed with (the rotation mints with it),
 ``public-key.pem`` (0644), ``admin.token`` / ``reader.token`` bearer tokens,
 ``ca.crt`` (0644) / ``server.crt`` (0644) / ``server.key`` with TLS, ``kubeconfig``,
-``server.pid`` and ``server.log`` while a background server runs.
+``server.pid`` and ``server.log`` while a background server runs, ``faults.json`` the faults
+the API server injects (faults.py; ``okera-auth-sandbox fault``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.keys import normalize_algorithm, public_key_pem
 from okera_auth.module_utils.tokens import SYSTEM_USER, Signer, TokenSpec, mint
 from .errors import SandboxError
+from .faults import FAULTS_FILE
 from .okera import CONFIG_SECRET, DEFAULT_ALGORITHM_SETTING, TOKEN_SECRET, seed_cluster
 from .server import User
 from .store import Store
@@ -61,6 +63,7 @@ class StateDir:
         self.pidfile = self.path("server.pid")
         self.log = self.path("server.log")
         self.ca_cert = self.path("ca.crt")
+        self.faults = self.path(FAULTS_FILE)
 
     def path(self, name: str) -> str:
         return os.path.join(self.root, name)
@@ -156,8 +159,9 @@ def init_sandbox(state: StateDir, namespace: str = "default", token_ttl: int = 3
         write_file_atomic(state.path(name), token.encode("ascii"), mode=0o600)
     if tls:
         write_certificates(state.ca_cert, state.path("server.crt"), state.path("server.key"))
-    if os.path.exists(state.cluster):
-        os.unlink(state.cluster)
+    for stale in (state.cluster, state.faults):
+        if os.path.exists(stale):
+            os.unlink(stale)
     seed_cluster(Store(state.cluster), namespace, minted.token, [public_pem], algorithm,
                  token_secret=settings.token_secret, config_secret=config_secret,
                  catalog_admins=list(groups) if catalog_admins is None else list(catalog_admins))

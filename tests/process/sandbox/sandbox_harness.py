@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List
 
+from okera_auth.sandbox.faults import FaultInjector
 from okera_auth.sandbox.server import SandboxServer
 from okera_auth.sandbox.statedir import Settings, StateDir
 from okera_auth.sandbox.store import Store
@@ -41,7 +42,8 @@ def start_sandbox(state: StateDir, tls: bool = True) -> RunningSandbox:
     context = server_context(*state.ensure_certificates()) if tls else None
     store = state.store()
     server = SandboxServer(store, state.users(settings), ssl_context=context, start_delay=0.2,
-                           crash_backoff=0.5, tick=0.05, namespace=settings.namespace)
+                           crash_backoff=0.5, tick=0.05, namespace=settings.namespace,
+                           faults=FaultInjector(state.faults))
     kubeconfig = state.write_kubeconfig(settings, server.url)
     server.start()
     return RunningSandbox(state, settings, server, store, kubeconfig)
