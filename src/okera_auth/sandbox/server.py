@@ -255,7 +255,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             answer, self.wfile = self.wfile, io.BytesIO()
             try:
                 self._respond(method, path, query, raw_body)
-            except Exception:  # pylint: disable=broad-except - the client hears nothing either way
+            except Exception:  # pylint: disable=broad-except  # the client hears nothing either way
                 pass
             finally:
                 self.wfile = answer
