@@ -143,7 +143,7 @@ def test_tutorial_names_are_ignored_without_tutorial_mode(run_authserver, tmp_pa
     result = run_authserver(env={"SECRET_DIR": str(tmp_path), "PORT": "1"})
     assert result.returncode == 2
     assert result.stderr.strip().endswith("no private key given: use -k/--private-key PATH "
-                                          "(or OKERA_AUTHSERVER_PRIVATE_KEY)")
+                                          "(or OKERA_AUTHSERVER_PRIVATE_KEY), or --private-key-secret-id SECRET")
 
 
 # `ip link set lo up` without needing iproute2: SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP.
