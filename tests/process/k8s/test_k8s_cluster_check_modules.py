@@ -5,16 +5,8 @@ import base64
 
 import pytest
 
-from sandbox_cluster import Sandbox
 
 MARKER = "okera.auth/rotation-unfinished"
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    cluster = Sandbox(tmp_path_factory.mktemp("sandbox") / "state", token_ttl="30d")
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

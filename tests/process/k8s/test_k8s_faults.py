@@ -7,16 +7,8 @@ import pytest
 
 from okera_auth.module_utils._k8s.client import ClusterError, build_api_client, request, request_timeout
 from okera_auth.module_utils._k8s.secrets import read_secret, set_secret_data
-from sandbox_cluster import Sandbox
 
 SECRET = "/api/v1/namespaces/default/secrets/secrets"
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    cluster = Sandbox(tmp_path_factory.mktemp("sandbox") / "state", token_ttl="30d")
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

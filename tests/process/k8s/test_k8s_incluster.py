@@ -13,14 +13,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from okera_auth.module_utils._k8s.client import ClusterError, build_configuration
-from sandbox_cluster import Sandbox
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    cluster = Sandbox(tmp_path_factory.mktemp("sandbox") / "state", token_ttl="30d")
-    yield cluster
-    cluster.stop()
 
 
 def _service_account(directory: Path, token: str, ca: bytes) -> Path:

@@ -11,16 +11,8 @@ import pytest
 import yaml
 
 from okera_auth.module_utils._k8s.secrets import value_hash
-from sandbox_cluster import Sandbox
 
 VALUE = "a-secret-value-that-must-not-leak"
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    cluster = Sandbox(tmp_path_factory.mktemp("sandbox") / "state", token_ttl="30d")
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture
