@@ -193,11 +193,17 @@ step "virtualenv ansible-core 2.19 / Python 3.11" \
   bash scripts/setup-venv.sh .venv python3 'ansible-core>=2.19,<2.20' requirements.txt requirements-test.txt
 collection_path
 # amazon.aws (the Secrets Manager lookup, the S3 tests' AWS plugins) from PyPI's ansible wheel.
+# The integration tier in parallel, one file per worker at a time (pytest-xdist): its
+# ansible-playbook runs keep one core busy each, and every file starts its own sandboxes and
+# moto servers on ports the system picks. The process tier stays serial: some of its tests
+# measure descriptor limits and idle timeouts of a single daemon.
+parallel=(--numprocesses auto --maxprocesses 4 --dist loadfile)
 step "amazon.aws collection" bash scripts/install-amazon-aws.sh .venv/bin/python "$cache/collections"
 if $quick; then
   step "pytest unit tier, ansible-core 2.19" pytest_run .venv core2.19-unit tests/unit
 else
-  step "pytest, ansible-core 2.19" pytest_run .venv core2.19 tests/unit tests/process tests/integration
+  step "pytest unit and process tiers, ansible-core 2.19" pytest_run .venv core2.19 tests/unit tests/process
+  step "pytest integration tier, ansible-core 2.19" pytest_run .venv core2.19-integration "${parallel[@]}" tests/integration
 fi
 step "ansible-doc, every plugin" doc_run .venv
 step "ansible-lint, production profile" lint_run
@@ -212,7 +218,9 @@ if ! $quick; then
     # programs never import ansible-core), and the long multi-run scenarios (marker
     # "scenario": the same role tasks and modules as the shorter integration tests run here).
     step "pytest, ansible-core 2.21" pytest_run .venv-2.21 core2.21 -m "not scenario" tests/unit \
-      tests/process/k8s tests/process/aws tests/process/metrics tests/integration
+      tests/process/k8s tests/process/aws tests/process/metrics
+    step "pytest integration tier, ansible-core 2.21" pytest_run .venv-2.21 core2.21-integration -m "not scenario" \
+      "${parallel[@]}" tests/integration
     step "ansible-test sanity, ansible-core 2.21" sanity_run .venv-2.21 "$("$python312" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   else
     step "find Python 3.12+ for ansible-core 2.21" false
