@@ -283,7 +283,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     rest = report["rest"]
     if rest["service"]:
         out.write("Okera REST API: %s (Service %s, LoadBalancer %s, plain HTTP)\n"
-                  % (rest["url"] or "not served", rest["service"], rest["load_balancer"]))
+                  % (rest["url"] or "not served", rest["service"], rest["load_balancer"] or "<pending>"))
     out.write("pods ready: %d of %d\n" % (report["pods_ready"], report["pods_total"]))
     for pod in report["pods"]:
         readiness = "ready" if pod["ready"] else "-"
