@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 
@@ -80,7 +81,7 @@ def test_busy_port_is_a_one_line_error(run_cli, tmp_path):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
-def test_a_load_balancer_address_the_rest_api_cannot_answer_at_is_a_one_line_error(run_cli, tmp_path):
+def test_load_balancer_addresses_the_rest_api_cannot_answer_at_are_one_line_errors_and_rest_host_listens_everywhere(run_cli, tmp_path):
     state = str(tmp_path / "state")
     assert run_cli("init", "--state-dir", state).returncode == 0
     elsewhere = run_cli("start", "--state-dir", state, "--load-balancer-ip", "127.0.0.2", "--rest-host", "127.0.0.1")
@@ -96,6 +97,15 @@ def test_a_load_balancer_address_the_rest_api_cannot_answer_at_is_a_one_line_err
     # No server ever ran: no load balancer address is known yet.
     assert "Okera REST API: not served (Service default/cdas-rest-server, LoadBalancer <pending>, plain HTTP)" in run_cli(
         "status", "--state-dir", state).stdout
+    # With --rest-host 0.0.0.0 it listens on every address of the host, loopback included.
+    started = run_cli("start", "--state-dir", state, "--load-balancer-ip", "203.0.113.7", "--rest-host", "0.0.0.0")
+    try:
+        assert started.returncode == 0, started.stderr
+        port = int(re.search(r"Okera REST API http://203\.0\.113\.7:(\d+)", started.stdout).group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+    finally:
+        run_cli("stop", "--state-dir", state)
 
 
 @pytest.mark.parametrize("args, message", [
