@@ -81,9 +81,9 @@ def image(podman) -> str:
 
 @pytest.fixture(scope="session")
 def sandbox_state(tmp_path_factory) -> Path:
-    """A sandbox cluster's state (plain HTTP), initialized on the host; the pods run its server
-    inside them (a copy each), so its REST API is on the pod's loopback as Okera's would be
-    behind Service cdas-rest-server. Its signing key is the auth server's key."""
+    """A sandbox cluster's state (plain HTTP), initialized on the host; test_sidecar_pods runs its
+    server (on a copy) in a container on the pods' internal network, its REST API behind Service
+    cdas-rest-server's load balancer as Okera's is. Its signing key is the auth server's key."""
     state = tmp_path_factory.mktemp("sandbox") / "state"
     done = subprocess.run([sys.executable, "-m", "okera_auth.sandbox", "init", "--state-dir", str(state), "--no-tls"],
                           capture_output=True, text=True, timeout=120, check=False)

@@ -1,10 +1,16 @@
 """podman for the container tests: a private configuration and storage, `kube play` with teardown.
 
-Everything podman keeps lives under the checkout's ``.cache/podman`` (images, the layer cache)
-and ``/run/okera-auth-podman`` (the state of running containers); the host's own podman
-configuration and storage are never read or changed. The settings are the ones this kind of
-machine needs (runc, as crun refuses hybrid cgroups; cgroupfs and a file event log, as PID 1 is
-not systemd; lowered ulimits), and no registry is ever asked for an image.
+Everything podman keeps lives under the checkout's ``.cache/podman`` (images, the layer cache,
+the networks' definitions) and ``/run/okera-auth-podman`` (the state of running containers); the
+host's own podman configuration and storage are never read or changed. The pods run on a network
+the tests create with ``podman network create --internal``: a bridge without an address on the
+host, no gateway and no masquerading, so its containers reach each other and nothing else (no
+route out, not even to the host). podman 4.3 here uses CNI (containernetworking-plugins), whose
+host-local address allocation keeps its state in /var/lib/cni/networks/<network>, which podman
+leaves behind when it removes a network: the harness removes it with the network. The settings
+are the ones this kind of machine needs (runc, as crun refuses hybrid cgroups; cgroupfs and a
+file event log, as PID 1 is not systemd; lowered ulimits), and no registry is ever asked for an
+image.
 
 What podman 4.3 does not do as a kubelet does, and what ``for_podman``
 (okera_auth.sandbox.podman, which the sandbox's ``--podman`` uses too) changes for it (each
@@ -21,8 +27,8 @@ change is listed in what it returns, so a test can say what it ran):
   ``medium: Memory`` and ``sizeLimit`` are ignored. Each emptyDir is replaced by a claim of a
   podman volume made beforehand as a kubelet makes the emptyDir: root, group fsGroup (or 0),
   mode 2777 (0777 without fsGroup), a tmpfs of ``sizeLimit`` for ``medium: Memory``;
-- ``containerPort`` becomes a published host port, which a pod without a network refuses:
-  ``ports`` are dropped (a pod's ports are informational for a kubelet);
+- ``containerPort`` becomes a published host port (a way in from the host, which a pod without
+  a network even refuses): ``ports`` are dropped (a pod's ports are informational for a kubelet);
 - an annotation value over 63 characters is refused (Kubernetes allows 256 KiB): dropped;
 - probes are not run: a livenessProbe becomes a healthcheck whose ``exec`` array is joined into
   one shell string (so it runs something else) and needs systemd timers; startup and readiness
@@ -36,6 +42,7 @@ change is listed in what it returns, so a test can say what it ran):
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -53,6 +60,7 @@ from okera_auth.sandbox.podman import Adapted, for_podman, make_empty_dir, pod_n
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_ROOT = Path("/run/okera-auth-podman")
+CNI_IPAM_STATE = Path("/var/lib/cni/networks")  # host-local's reservations, per network name
 TUTORIAL_VARS = REPO_ROOT / "roles" / "authserver_sidecar" / "files" / "tutorial_service.yml"
 # Figures measured by the tests (image build, size, pod start, memory), printed at the end of the run.
 FIGURES: Dict[str, object] = {}
@@ -162,7 +170,12 @@ class Podman:
             self("secret", "rm", secret, check=False)
         self("volume", "prune", "--force", check=False)
         for network in self.leftovers().get("networks", []):
-            self("network", "rm", "--force", network, check=False)
+            self.remove_network(network)
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network (and whatever still uses it) with CNI's address reservations for it."""
+        self("network", "rm", "--force", name, check=False, timeout=180)
+        shutil.rmtree(CNI_IPAM_STATE / name, ignore_errors=True)
 
 
 def setting_up_failed(podman_command: Optional[str]) -> Optional[str]:
@@ -191,9 +204,36 @@ class Played:
     path: Path
 
 
+@dataclass
+class Network:
+    """A network the tests created: its name and its subnet."""
+
+    name: str
+    subnet: ipaddress.IPv4Network
+
+    def address_of(self, podman: Podman, container: str) -> str:
+        """The address ``container`` (for a pod: its infra container) has on this network."""
+        (found,) = podman.json("inspect", "--type", "container", container)
+        return found["NetworkSettings"]["Networks"][self.name]["IPAddress"]
+
+
 @contextlib.contextmanager
-def kube_play(podman: Podman, documents: Sequence[Dict[str, Any]], workdir: Path) -> Iterator[Played]:
-    """`podman kube play --network none` of the manifests (adapted for podman); on leaving, also
+def internal_network(podman: Podman, name: str) -> Iterator[Network]:
+    """`podman network create --internal`: its containers reach each other and nothing else;
+    on leaving, removed with whatever still uses it."""
+    podman.remove_network(name)  # what an interrupted run may have left
+    podman("network", "create", "--internal", name)
+    try:
+        (found,) = podman.json("network", "inspect", name)
+        assert found["internal"] is True, found
+        yield Network(name, ipaddress.IPv4Network(found["subnets"][0]["subnet"]))
+    finally:
+        podman.remove_network(name)
+
+
+@contextlib.contextmanager
+def kube_play(podman: Podman, documents: Sequence[Dict[str, Any]], workdir: Path, network: Network) -> Iterator[Played]:
+    """`podman kube play --network <network>` of the manifests (adapted for podman); on leaving, also
     after a failure, the pods, their Secrets, the Secrets' volumes and the emptyDir volumes are removed."""
     adapted = for_podman(documents)
     path = workdir / "kube-play.yml"
@@ -205,7 +245,7 @@ def kube_play(podman: Podman, documents: Sequence[Dict[str, Any]], workdir: Path
     try:
         for empty_dir in adapted.empty_dirs:
             make_empty_dir(empty_dir, podman.env)
-        podman("kube", "play", "--network", "none", str(path), timeout=180)
+        podman("kube", "play", "--network", network.name, str(path), timeout=180)
         yield Played(pods, started, time.monotonic() - started, adapted, path)
     finally:
         podman("kube", "down", str(path), check=False, timeout=180)

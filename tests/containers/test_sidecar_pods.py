@@ -1,11 +1,13 @@
 """The auth server as a sidecar in real pods: `podman kube play` of the role's rendered manifests
 and of the tutorial's k8s.yaml, with the image scripts/build-image.sh builds offline.
 
-The Okera cluster the example service asks is the sandbox's REST API, run inside each pod
-(`okera-auth-sandbox serve`, from the same image, as an extra container joined to the pod):
-its Service cdas-rest-server's load balancer is 127.0.0.1:8083, which is the pod's loopback there,
-and it verifies the users' tokens with the cluster's JWT_PUBLIC_KEY, whose private half is the
-auth server's key. The pods have no network (`--network none`): no traffic leaves them.
+The Okera cluster the example service asks is the sandbox (`okera-auth-sandbox serve`, from the
+same image) in a container of its own on a network the tests create with `podman network create
+--internal`, on which the pods are played too: its Service cdas-rest-server's load balancer is
+the sandbox container's address there (`--load-balancer-ip`), port 8083, where its REST API
+answers; it verifies the users' tokens with the cluster's JWT_PUBLIC_KEY, whose private half is
+the auth server's key. The services read the REST API's URL from that Service, as the tutorial
+has it done. The network has no gateway: no traffic leaves it, not even to the host.
 
 What podman does not do as a kubelet does is listed in podman_harness; the parts the role relies
 on are tested here another way: the rendered probe commands are run with `podman exec`, and the
@@ -15,24 +17,28 @@ the Secret's ..data symlinks).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import jwt
 import pytest
 import yaml
 
-from podman_harness import FIGURES, Played, Podman, container_of, kube_play, render_sidecar
+from podman_harness import FIGURES, Network, Played, Podman, container_of, internal_network, kube_play, render_sidecar
 
 TUTORIAL_K8S = Path(__file__).resolve().parent / "tutorial_k8s.yaml"
-REST_PORT = 8083  # Okera's REST port; the sandbox's load balancer is 127.0.0.1 (the pod's loopback here)
-SANDBOX_API_PORT = 6443
+NETWORK = "okera-auth-tests"
+OKERA_CONTAINER = "okera-sandbox"
+REST_PORT = 8083  # Okera's REST port, on the sandbox container's address on the network
+SANDBOX_API_PORT = 6443  # the sandbox's Kubernetes API, on its container's loopback
 DAEMON_UID, FS_GROUP, SERVICE_UID, SERVICE_GID = 65532, 2000, 1000, 1000  # the role's defaults
 READY = r'"event": ?"ready"|Signing with RSA'
 
@@ -103,6 +109,32 @@ for path in sys.argv[1:]:
 print(json.dumps(answers))
 """
 
+# Service cdas-rest-server as the sandbox's API server has it (run in the sandbox's container).
+READ_SERVICE = r"""
+import sys, urllib.request
+token = open("/state/admin.token").read().strip()
+request = urllib.request.Request("http://127.0.0.1:%s/api/v1/namespaces/default/services/cdas-rest-server" % sys.argv[1],
+                                 headers={"Authorization": "Bearer " + token})
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+print(opener.open(request, timeout=10).read().decode())
+"""
+
+# Where a TCP connection to each address (port argv[1]) gets, and the destinations of the routes.
+CONNECT = r"""
+import errno, json, socket, sys
+answers = {}
+for address in sys.argv[2:]:
+    with socket.socket() as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect((address, int(sys.argv[1])))
+            answers[address] = "connected"
+        except OSError as error:
+            answers[address] = errno.errorcode.get(error.errno, str(error))
+routes = [line.split()[1] for line in open("/proc/net/route").read().splitlines()[1:] if line.strip()]
+print(json.dumps({"connect": answers, "routes": [socket.inet_ntoa(bytes.fromhex(route)[::-1]) for route in routes]}))
+"""
+
 READ = r"""
 import sys
 try:
@@ -125,26 +157,54 @@ def _json(podman: Podman, container: str, code: str, *args: str, user: str = Non
     return json.loads(done.stdout)
 
 
-def _start_okera_cluster(podman: Podman, pod: str, image: str, sandbox_state: Path, workdir: Path) -> str:
-    """The sandbox cluster's server in the pod (a copy of its state, owned by the image's user):
-    its REST API on the pod's 127.0.0.1:8083, answering once its Okera pods are ready."""
-    state = workdir / "okera-state"
+def _load_balancer_url(podman: Podman, okera: str) -> Optional[str]:
+    """http://<ingress>:<port> of Service cdas-rest-server, once its load balancer has an address."""
+    done = podman.python(okera, READ_SERVICE, str(SANDBOX_API_PORT))
+    if done.returncode:
+        return None  # the API server does not listen yet
+    service = json.loads(done.stdout)
+    ingress = (service.get("status") or {}).get("loadBalancer", {}).get("ingress")
+    return "http://%s:%d" % (ingress[0]["ip"], service["spec"]["ports"][0]["port"]) if ingress else None
+
+
+@dataclass
+class OkeraCluster:
+    container: str  # the sandbox's
+    network: Network
+    address: str  # the sandbox container's on the network: its load balancer's
+    rest_url: str  # read from Service cdas-rest-server
+
+
+@pytest.fixture(scope="module")
+def okera(podman, image, sandbox_state, tmp_path_factory) -> Iterator[OkeraCluster]:
+    """The sandbox cluster's server in its own container (a copy of its state, owned by the image's
+    user) on the internal network, its load balancer at the container's address there, shared by
+    the pods: answering once its Okera pods are ready."""
+    state = tmp_path_factory.mktemp("okera") / "okera-state"
     shutil.copytree(sandbox_state, state)
     for path in [state, *state.rglob("*")]:
         os.chown(path, DAEMON_UID, FS_GROUP)
-    name = container_of(pod, "okera")
-    podman("run", "--detach", "--pod", pod, "--name", name, "--user", "%d:%d" % (DAEMON_UID, FS_GROUP),
-           "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-           "--volume", "%s:/state" % state, "--entrypoint", "okera-auth-sandbox", image,
-           "serve", "--state-dir", "/state", "--rest-port", str(REST_PORT), "--port", str(SANDBOX_API_PORT),
-           "--pod-start-delay", "0.1")
-    deadline = time.monotonic() + 30
-    while True:
-        status, body = _fetch(podman, name, "http://127.0.0.1:%d/api/info" % REST_PORT)
-        if status == 200:
-            return name
-        assert time.monotonic() < deadline, "the sandbox's REST API did not answer: %d %s\n%s" % (status, body, podman.logs(name))
-        time.sleep(0.2)
+    with internal_network(podman, NETWORK) as network:
+        address = str(network.subnet[-2])  # away from the addresses podman hands out from the start
+        podman("run", "--detach", "--name", OKERA_CONTAINER, "--network", network.name, "--ip", address,
+               "--user", "%d:%d" % (DAEMON_UID, FS_GROUP), "--read-only", "--cap-drop", "ALL",
+               "--security-opt", "no-new-privileges", "--volume", "%s:/state" % state,
+               "--entrypoint", "okera-auth-sandbox", image, "serve", "--state-dir", "/state",
+               "--rest-port", str(REST_PORT), "--port", str(SANDBOX_API_PORT), "--load-balancer-ip", address,
+               "--pod-start-delay", "0.1", "--verbose")
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                rest_url = _load_balancer_url(podman, OKERA_CONTAINER)
+                status, body = _fetch(podman, OKERA_CONTAINER, rest_url + "/api/info") if rest_url else (0, "")
+                if status == 200:
+                    break
+                assert time.monotonic() < deadline, "the sandbox's REST API did not answer at %s: %d %s\n%s" % (
+                    rest_url, status, body, podman.logs(OKERA_CONTAINER))
+                time.sleep(0.2)
+            yield OkeraCluster(OKERA_CONTAINER, network, address, rest_url)
+        finally:
+            podman("rm", "--force", "--time", "2", OKERA_CONTAINER, check=False)
 
 
 @dataclass
@@ -154,7 +214,6 @@ class RunningPod:
     pod: str
     daemon: str
     service: str
-    okera: str
     public_key: bytes
 
 
@@ -165,17 +224,16 @@ def _wait_until_ready(podman: Podman, played: Played, daemon: str, what: str) ->
 
 
 @pytest.fixture(scope="module")
-def role_pod(podman, image, sandbox_state, tmp_path_factory) -> Iterator[RunningPod]:
+def role_pod(podman, image, sandbox_state, okera, tmp_path_factory) -> Iterator[RunningPod]:
     """The role's rendered pod (the tutorial's variables, the ported service) under kube play."""
     workdir = tmp_path_factory.mktemp("role-pod")
     manifests = render_sidecar(workdir, sandbox_state / "signing-key.pem", image,
-                               "-e", "tutorial_okera_rest_url=http://127.0.0.1:%d" % REST_PORT)
-    with kube_play(podman, manifests, workdir) as played:
+                               "-e", "tutorial_okera_rest_url=%s" % okera.rest_url)
+    with kube_play(podman, manifests, workdir, okera.network) as played:
         (pod,) = played.pods
         daemon, service = container_of(pod, "authserver"), container_of(pod, "myservice")
         _wait_until_ready(podman, played, daemon, "the role's")
-        okera = _start_okera_cluster(podman, pod, image, sandbox_state, workdir)
-        yield RunningPod(manifests, played, pod, daemon, service, okera, (sandbox_state / "public-key.pem").read_bytes())
+        yield RunningPod(manifests, played, pod, daemon, service, (sandbox_state / "public-key.pem").read_bytes())
 
 
 def _pod_spec(manifests: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -264,9 +322,9 @@ def test_root_file_systems_and_the_services_token_mount_are_read_only(podman, ro
         {path: "EROFS" for path in paths}, **{"/tmp/tokens": "EROFS"})
 
 
-def test_nothing_in_the_pod_runs_as_root_or_with_capabilities(podman, role_pod):
+def test_nothing_in_the_pod_or_the_sandbox_runs_as_root_or_with_capabilities(podman, role_pod, okera):
     for container, uid, gid in ((role_pod.daemon, DAEMON_UID, FS_GROUP), (role_pod.service, SERVICE_UID, SERVICE_GID),
-                                (role_pod.okera, DAEMON_UID, FS_GROUP)):
+                                (okera.container, DAEMON_UID, FS_GROUP)):
         processes = _json(podman, container, PROCESSES)
         assert processes, container
         for process in processes:
@@ -376,22 +434,30 @@ def test_daemon_reads_its_key_and_writes_tokens_as_a_kubelet_lays_out_the_volume
 
 # ---- Okera's tutorial k8s.yaml, unchanged ------------------------------------------------------
 
+def _service_env(manifests: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The tutorial's myservice container's env entries, by name."""
+    (service,) = [container for container in manifests[0]["spec"]["template"]["spec"]["containers"]
+                  if container["name"] == "myservice"]
+    return {entry["name"]: entry for entry in service["env"]}
+
+
 @pytest.fixture(scope="module")
-def tutorial_pod(podman, image, sandbox_state, tmp_path_factory) -> Iterator[RunningPod]:
-    """The tutorial's k8s.yaml as it is, with the Secret `authentication` made beside it."""
+def tutorial_pod(podman, image, sandbox_state, okera, tmp_path_factory) -> Iterator[RunningPod]:
+    """The tutorial's k8s.yaml, with the Secret `authentication` made beside it and OKERA_REST_URL
+    set to the load balancer of Service cdas-rest-server, as the tutorial has it done."""
     workdir = tmp_path_factory.mktemp("tutorial-pod")
     manifests = [document for document in yaml.safe_load_all(TUTORIAL_K8S.read_text()) if document]
     for document in manifests:
         for container in document["spec"]["template"]["spec"]["containers"]:
             assert container["image"] == image
+    _service_env(manifests)["OKERA_REST_URL"]["value"] = okera.rest_url
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "authentication"}, "type": "Opaque",
               "data": {"JWT_PRIVATE_KEY": base64.b64encode((sandbox_state / "signing-key.pem").read_bytes()).decode()}}
-    with kube_play(podman, [secret] + manifests, workdir) as played:
+    with kube_play(podman, [secret] + manifests, workdir, okera.network) as played:
         (pod,) = played.pods
         daemon, service = container_of(pod, "authserver"), container_of(pod, "myservice")
         _wait_until_ready(podman, played, daemon, "the tutorial's")
-        okera = _start_okera_cluster(podman, pod, image, sandbox_state, workdir)
-        yield RunningPod(manifests, played, pod, daemon, service, okera, (sandbox_state / "public-key.pem").read_bytes())
+        yield RunningPod(manifests, played, pod, daemon, service, (sandbox_state / "public-key.pem").read_bytes())
 
 
 def test_tutorial_manifest_runs_with_only_podmans_own_changes(tutorial_pod):
@@ -407,23 +473,14 @@ def test_tutorial_daemon_reads_the_tutorials_variables(podman, tutorial_pod):
     assert "127.0.0.1:5002" in log
 
 
-def test_tutorial_rest_url_is_the_load_balancer_of_cdas_rest_server(podman, tutorial_pod):
-    """The cluster's REST API is where Service cdas-rest-server's load balancer says."""
-    read_service = r"""
-import json, sys, urllib.request
-token = open("/state/admin.token").read().strip()
-request = urllib.request.Request("http://127.0.0.1:%s/api/v1/namespaces/default/services/cdas-rest-server" % sys.argv[1],
-                                 headers={"Authorization": "Bearer " + token})
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-print(opener.open(request, timeout=10).read().decode())
-"""
-    done = podman.python(tutorial_pod.okera, read_service, str(SANDBOX_API_PORT))
-    assert done.returncode == 0, done.stderr
-    service = json.loads(done.stdout)
-    address = "http://%s:%d" % (service["status"]["loadBalancer"]["ingress"][0]["ip"], service["spec"]["ports"][0]["port"])
-    env = {entry["name"]: entry["value"] for entry in
-           tutorial_pod.manifests[0]["spec"]["template"]["spec"]["containers"][1]["env"]}
-    assert env["OKERA_REST_URL"] == address == "http://127.0.0.1:%d" % REST_PORT
+def test_tutorial_rest_url_is_the_load_balancer_of_cdas_rest_server(podman, tutorial_pod, okera):
+    """The cluster's REST API is where Service cdas-rest-server's load balancer says: the sandbox
+    container's address on the internal network, not a loopback address."""
+    address = _load_balancer_url(podman, okera.container)
+    assert _service_env(tutorial_pod.manifests)["OKERA_REST_URL"]["value"] == address == "http://%s:%d" % (
+        okera.address, REST_PORT)
+    assert ipaddress.IPv4Address(okera.address) in okera.network.subnet
+    assert not ipaddress.IPv4Address(okera.address).is_loopback
 
 
 def test_tutorial_test_step_answers_the_databases(podman, tutorial_pod):
@@ -441,3 +498,30 @@ def test_tutorial_tokens_are_group_okera_mode_0640(podman, tutorial_pod):
     assert _json(podman, tutorial_pod.service, STAT, path)[path] == {"uid": DAEMON_UID, "gid": FS_GROUP, "mode": "0640"}
     assert jwt.decode(podman.python(tutorial_pod.service, READ, path).stdout, tutorial_pod.public_key,
                       algorithms=["RS512"])["sub"] == "janedoe"
+
+
+def _host_addresses() -> List[str]:
+    """This host's IPv4 addresses but loopback ones (the addresses of its other networks too)."""
+    done = subprocess.run(["ip", "-4", "-o", "address", "show"], capture_output=True, text=True, check=True, timeout=10)
+    addresses = [line.split()[3].split("/")[0] for line in done.stdout.splitlines()]
+    return [address for address in addresses if not ipaddress.IPv4Address(address).is_loopback]
+
+
+def test_pods_reach_the_okera_cluster_over_the_internal_network_and_nothing_else(podman, tutorial_pod, okera):
+    """The test step's databases came from the sandbox's container, to the pod's address on the
+    internal network; from the pod, only that network answers: no route leads out of it, the
+    host's addresses included, and the pod's own loopback has no REST API."""
+    (network,) = podman.json("network", "inspect", okera.network.name)
+    assert network["internal"] is True and network["driver"] == "bridge"
+    pod_address = okera.network.address_of(podman, podman.json("pod", "inspect", tutorial_pod.pod)["InfraContainerID"])
+    assert ipaddress.IPv4Address(pod_address) in okera.network.subnet and pod_address != okera.address
+    status, body = _fetch(podman, tutorial_pod.service, "http://test:test@localhost:5010")
+    assert status == 200 and json.loads(body) == ["default", "okera_sample"], body
+    answered = re.findall(r'rest: (\S+) "GET /api/databases HTTP/1.1" 200', podman.logs(okera.container))
+    assert pod_address in answered, answered
+    assert all(ipaddress.IPv4Address(client) in okera.network.subnet for client in answered), answered
+    outside = ["203.0.113.1"] + _host_addresses()  # TEST-NET-3, as an address on the internet
+    seen = _json(podman, tutorial_pod.service, CONNECT, str(REST_PORT), okera.address, "127.0.0.1", *outside)
+    assert seen["connect"] == dict({okera.address: "connected", "127.0.0.1": "ECONNREFUSED"},
+                                   **{address: "ENETUNREACH" for address in outside})
+    assert seen["routes"] == [str(okera.network.subnet.network_address)]  # no default route

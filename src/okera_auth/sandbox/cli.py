@@ -8,6 +8,8 @@ Errors are one line on stderr with exit status 1; no token or key is ever printe
 from __future__ import annotations
 
 import argparse
+import errno
+import ipaddress
 import json
 import os
 import signal
@@ -21,7 +23,7 @@ from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.tokens import parse_duration
 from .errors import ApiError, SandboxError
 from .faults import FaultInjector, parse_rule, read_rules, write_rules
-from .controllers import LOAD_BALANCER_IP
+from .controllers import DEFAULT_LOAD_BALANCER_IP
 from .kubelet import is_ready, running_containers
 from .okera import CONFIG_SECRET, DEFAULT_ALGORITHM_SETTING, REST_SERVICE, token_report
 from .podman import PodmanPods
@@ -32,6 +34,7 @@ from .pki import server_context
 
 PROGRAM = "okera-auth-sandbox"
 STOP_TIMEOUT = 10.0
+ANY_ADDRESS = "0.0.0.0"  # --rest-host: every address of the host
 
 
 # ---- the background server's pidfile ----------------------------------------------------------
@@ -105,14 +108,22 @@ def _build_server(args: argparse.Namespace, state: StateDir, log: Callable[[str]
     if args.podman:
         runtime = PodmanPods(store, args.crash_backoff, log=log)
         runtime.check()
+    rest_host = args.rest_host or args.load_balancer_ip
+    if rest_host not in (args.load_balancer_ip, ANY_ADDRESS):
+        raise SandboxError("--rest-host %s: the Okera REST API must answer at the load balancer's address %s "
+                           "(give --rest-host %s or %s, or leave it out)"
+                           % (rest_host, args.load_balancer_ip, args.load_balancer_ip, ANY_ADDRESS))
     try:
         server = SandboxServer(store, state.users(settings), port=args.port, ssl_context=context,
                                start_delay=args.pod_start_delay, crash_backoff=args.crash_backoff,
                                log=log, log_requests=args.verbose, namespace=settings.namespace,
-                               rest_port=args.rest_port, runtime=runtime, faults=FaultInjector(state.faults, log))
+                               rest_port=args.rest_port, runtime=runtime, faults=FaultInjector(state.faults, log),
+                               load_balancer_ip=args.load_balancer_ip, rest_host=rest_host)
     except RestListenError as error:
-        raise SandboxError("cannot listen on 127.0.0.1:%d for the Okera REST API: %s (give another --rest-port, "
-                           "or 0 for a free one)" % (args.rest_port, error.strerror)) from None
+        hint = ("no interface of this host has that address: give another --load-balancer-ip, or --rest-host %s"
+                % ANY_ADDRESS if error.errno == errno.EADDRNOTAVAIL else "give another --rest-port, or 0 for a free one")
+        raise SandboxError("cannot listen on %s:%d for the Okera REST API: %s (%s)"
+                           % (rest_host, args.rest_port, error.strerror, hint)) from None
     except OSError as error:
         raise SandboxError("cannot listen on 127.0.0.1:%d: %s (give another --port, or 0 for a free one)"
                            % (args.port, error.strerror)) from None
@@ -245,9 +256,11 @@ def status_report(state: StateDir) -> dict:
                      "token_sha256": next((digest for digest in started_with if digest), None)})
     service = store.find(SERVICE_RESOURCE, settings.namespace, REST_SERVICE)
     rest_port = ((service or {}).get("spec", {}).get("ports") or [{}])[0].get("port")
+    # The address the server's controllers last wrote into the Service (none before its first start).
+    ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
     rest = {"service": "%s/%s" % (settings.namespace, REST_SERVICE) if service else None,
             "url": (record or {}).get("rest_url"),
-            "load_balancer": "%s:%s" % (LOAD_BALANCER_IP, rest_port) if service else None}
+            "load_balancer": "%s:%s" % (ingress[0]["ip"], rest_port) if ingress[0].get("ip") else None}
     return {"state_dir": state.root, "server": {"running": bool(record), "url": (record or {}).get("url"),
                                                 "pid": (record or {}).get("pid")},
             "kubeconfig": (record or {}).get("kubeconfig"), "rest": rest,
@@ -270,7 +283,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     rest = report["rest"]
     if rest["service"]:
         out.write("Okera REST API: %s (Service %s, LoadBalancer %s, plain HTTP)\n"
-                  % (rest["url"] or "not served", rest["service"], rest["load_balancer"]))
+                  % (rest["url"] or "not served", rest["service"], rest["load_balancer"] or "<pending>"))
     out.write("pods ready: %d of %d\n" % (report["pods_ready"], report["pods_total"]))
     for pod in report["pods"]:
         readiness = "ready" if pod["ready"] else "-"
@@ -304,12 +317,26 @@ def _state_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", required=True, help="the sandbox's directory (created by init)")
 
 
+def _ipv4_address(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an IPv4 address, e.g. 10.89.0.2" % text) from None
+
+
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     _state_dir_argument(parser)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 picks a free one")
     parser.add_argument("--rest-port", type=int, default=0,
                         help="port of Okera's REST API stand-in (plain HTTP, written into Service "
                              "cdas-rest-server); 0 picks a free one")
+    parser.add_argument("--load-balancer-ip", type=_ipv4_address, default=DEFAULT_LOAD_BALANCER_IP, metavar="ADDRESS",
+                        help="the address every LoadBalancer Service's load balancer reports "
+                             "(status.loadBalancer.ingress[0].ip), where the Okera REST API answers "
+                             "(default %s)" % DEFAULT_LOAD_BALANCER_IP)
+    parser.add_argument("--rest-host", type=_ipv4_address, metavar="ADDRESS",
+                        help="the address the Okera REST API listens on: the --load-balancer-ip (default) or "
+                             "%s (every address of this host, for a load balancer address it does not have)" % ANY_ADDRESS)
     parser.add_argument("--kubeconfig", help="where to write the kubeconfig (default STATE_DIR/kubeconfig)")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
                         help="serve HTTPS (the default set by init) or plain HTTP")

@@ -8,7 +8,8 @@ sizes them as the rolling update does (maxSurge/maxUnavailable, unavailable old 
 first), a StatefulSet replaces pods one at a time from the highest ordinal and waits
 for each to be ready, a DaemonSet replaces its one pod per node. ControllerRevisions
 are not modelled: StatefulSet and DaemonSet revisions are template hashes. A Service of type
-LoadBalancer gets 127.0.0.1 as its load balancer's ingress.
+LoadBalancer gets the sandbox's load balancer address (``--load-balancer-ip``, default
+127.0.0.1) as its load balancer's ingress.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 REVISION_LABEL = "controller-revision-hash"
-LOAD_BALANCER_IP = "127.0.0.1"
+DEFAULT_LOAD_BALANCER_IP = "127.0.0.1"
 
 
 def _without_nulls(value):
@@ -113,8 +114,9 @@ def _without_zeros(status: dict) -> dict:
 class Controllers:
     """Reconciles every workload with its pods, then reports the workload's status."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, load_balancer_ip: str = DEFAULT_LOAD_BALANCER_IP) -> None:
         self.store = store
+        self.load_balancer_ip = load_balancer_ip
 
     def sync(self, now: float) -> None:
         self._collect_orphans()
@@ -133,13 +135,13 @@ class Controllers:
             self._sync_service(service)
 
     def _sync_service(self, service: dict) -> None:
-        """The load balancer of the one node: every LoadBalancer Service gets the loopback address.
+        """The load balancer of the one node: every LoadBalancer Service gets its address.
 
         Only the port the sandbox's Okera REST listener bound (written into Service
         cdas-rest-server by the server) really answers there.
         """
         balanced = service["spec"].get("type") == "LoadBalancer"
-        status = {"loadBalancer": {"ingress": [{"ip": LOAD_BALANCER_IP, "ipMode": "VIP"}]} if balanced else {}}
+        status = {"loadBalancer": {"ingress": [{"ip": self.load_balancer_ip, "ipMode": "VIP"}]} if balanced else {}}
         self.store.write_status(SERVICE_RESOURCE, service["metadata"]["namespace"], service["metadata"]["name"],
                                 status)
 

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The part of Okera's REST API that a check of the cluster needs, served from the simulated pods.
 
-Behind Service ``cdas-rest-server`` (type LoadBalancer, ingress 127.0.0.1, port = the port this
-listener bound) the sandbox answers, in plain HTTP, with Okera's paths and shapes:
+Behind Service ``cdas-rest-server`` (type LoadBalancer, ingress the sandbox's load balancer
+address, 127.0.0.1 unless ``--load-balancer-ip`` says otherwise, port = the port this listener
+bound) the sandbox answers, in plain HTTP, with Okera's paths and shapes:
 
 - ``GET /api/info`` (no token): ``{"version": ..., "is_jwt_enabled": true}``
 - ``GET /api/get-user``: ``{"user": <sub>}`` of the bearer token
@@ -196,7 +197,7 @@ class RestHandler(BaseHTTPRequestHandler):
 
 
 class RestHTTPServer(ThreadingHTTPServer):
-    """The REST listener on 127.0.0.1 (plain HTTP), run in its own thread by the sandbox server."""
+    """The REST listener (plain HTTP), run in its own thread by the sandbox server."""
 
     daemon_threads = True
     block_on_close = False
@@ -212,10 +213,6 @@ class RestHTTPServer(ThreadingHTTPServer):
     @property
     def port(self) -> int:
         return self.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
 
     def handle_error(self, request, client_address) -> None:
         self.log("rest: connection from %s:%d failed" % client_address[:2])

@@ -434,8 +434,7 @@ class PodmanPods:
             with self.lock:
                 container.state, container.message = "config_error", "podman has no container %s" % full_name
             return
-        logs = run_podman(["logs", "--tail", str(LOG_LINES), full_name], self.env, check=False)
-        lines = (logs.stdout + logs.stderr).splitlines()[-LOG_LINES:]
+        lines = self._log_lines(full_name)
         state = entry.get("State", "")
         policy = pod.spec.get("restartPolicy", "Always")
         spec = next((c for c in pod.spec["containers"] if c["name"] == name), {})
@@ -467,14 +466,24 @@ class PodmanPods:
         if state == "running" and "readinessProbe" in spec:
             self._probe(full_name, container, spec["readinessProbe"], now)
 
+    def _log_lines(self, full_name: str) -> List[str]:
+        logs = run_podman(["logs", "--tail", str(LOG_LINES), full_name], self.env, check=False)
+        return (logs.stdout + logs.stderr).splitlines()[-LOG_LINES:]
+
     def _probe(self, full_name: str, container: _Container, probe: dict, now: float) -> None:
         command = (probe.get("exec") or {}).get("command")
         if not command or now - container.last_probe < float(probe.get("periodSeconds", 10)):
             return
         done = run_podman(["exec", full_name, *command], self.env, check=False,
                           timeout=float(probe.get("timeoutSeconds", 1)) + 10)
+        ready = done.returncode == 0
+        # The log was read before the probe: what the container logged on its way to ready (where it
+        # listens) is to be in `kubectl logs` as soon as it shows ready.
+        lines = self._log_lines(full_name) if ready and not container.ready else None
         with self.lock:
-            container.last_probe, container.ready = now, done.returncode == 0
+            container.last_probe, container.ready = now, ready
+            if lines is not None:
+                container.log = lines
 
     # -- status in the kubelet's words --
 

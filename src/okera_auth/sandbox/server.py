@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from .controllers import Controllers
+from .controllers import DEFAULT_LOAD_BALANCER_IP, Controllers
 from .errors import ApiError, bad_request
 from .faults import Fault, FaultInjector
 from .kubelet import Kubelet, container_log
@@ -580,11 +580,14 @@ class SandboxServer:
                  start_delay: float = 0.5, crash_backoff: float = 2.0, tick: float = 0.1,
                  log: Optional[Callable[[str], None]] = None, log_requests: bool = False,
                  namespace: str = "default", rest_port: int = 0, runtime=None,
-                 faults: Optional[FaultInjector] = None) -> None:
+                 faults: Optional[FaultInjector] = None, load_balancer_ip: str = DEFAULT_LOAD_BALANCER_IP,
+                 rest_host: Optional[str] = None) -> None:
         """``log`` takes errors (and every request with ``log_requests``); None discards them.
 
         ``namespace`` is the Okera cluster's, whose Service cdas-rest-server fronts the REST
-        listener (plain HTTP on ``host``:``rest_port``, 0 for a free port). ``runtime`` runs
+        listener (plain HTTP on ``rest_host``:``rest_port``, 0 for a free port; ``rest_host``
+        defaults to ``load_balancer_ip``, the address every LoadBalancer Service's ingress
+        reports, and may be 0.0.0.0 for every address of the host). ``runtime`` runs
         pods for real (``podman.PodmanPods``, ``--podman``); without one every pod is simulated.
         ``faults`` injects the faults of a faults.json into the API server's answers (not the REST API's).
         """
@@ -592,7 +595,8 @@ class SandboxServer:
         self.namespace = namespace
         self.httpd = SandboxHTTPServer((host, port), store, users, log, log_requests, faults)
         try:
-            self.rest = RestHTTPServer((host, rest_port), RestApi(store, namespace), log, log_requests)
+            self.rest = RestHTTPServer((rest_host or load_balancer_ip, rest_port), RestApi(store, namespace), log,
+                                       log_requests)
         except OSError as error:
             self.httpd.server_close()
             raise RestListenError(error.errno, error.strerror) from None
@@ -601,7 +605,8 @@ class SandboxServer:
             self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True,
                                                         do_handshake_on_connect=False)
         self.scheme = "https" if ssl_context is not None else "http"
-        self.controllers = Controllers(store)
+        self.load_balancer_ip = load_balancer_ip
+        self.controllers = Controllers(store, load_balancer_ip)
         self.kubelet = Kubelet(store, okera_start_check, start_delay, crash_backoff, runtime)
         self.tick = tick
         self.kubeconfig_path: Optional[str] = None  # set by whoever writes one for this server
@@ -617,8 +622,8 @@ class SandboxServer:
 
     @property
     def rest_url(self) -> str:
-        """Where Okera's REST stand-in listens (the load balancer of Service cdas-rest-server)."""
-        return self.rest.url
+        """Where Okera's REST stand-in answers: the load balancer of Service cdas-rest-server."""
+        return "http://%s:%d" % (self.load_balancer_ip, self.rest.port)
 
     def step(self) -> None:
         """One pass of the controllers and the node."""
@@ -641,7 +646,7 @@ class SandboxServer:
     def start(self) -> None:
         if not publish_port(self.store, self.namespace, self.rest.port):
             self.httpd.log("Service %s/cdas-rest-server does not exist: the Okera REST API at %s cannot be "
-                           "discovered (init the sandbox again)" % (self.namespace, self.rest.url))
+                           "discovered (init the sandbox again)" % (self.namespace, self.rest_url))
         self.rest.start()
         if self.kubelet.runtime is not None:
             self.kubelet.runtime.start()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 
@@ -78,6 +79,33 @@ def test_busy_port_is_a_one_line_error(run_cli, tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("okera-auth-sandbox: error: cannot listen on 127.0.0.1:")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_load_balancer_addresses_the_rest_api_cannot_answer_at_are_one_line_errors_and_rest_host_listens_everywhere(run_cli, tmp_path):
+    state = str(tmp_path / "state")
+    assert run_cli("init", "--state-dir", state).returncode == 0
+    elsewhere = run_cli("start", "--state-dir", state, "--load-balancer-ip", "127.0.0.2", "--rest-host", "127.0.0.1")
+    assert elsewhere.stderr == ("okera-auth-sandbox: error: --rest-host 127.0.0.1: the Okera REST API must answer at the "
+                                "load balancer's address 127.0.0.2 (give --rest-host 127.0.0.2 or 0.0.0.0, or leave it out)\n")
+    # 203.0.113.7 (TEST-NET-3) is no address of this host.
+    foreign = run_cli("start", "--state-dir", state, "--load-balancer-ip", "203.0.113.7")
+    assert foreign.returncode == 1 and foreign.stderr.count("\n") == 1, foreign.stderr
+    assert foreign.stderr.startswith("okera-auth-sandbox: error: cannot listen on 203.0.113.7:0 for the Okera REST API: ")
+    assert "give another --load-balancer-ip, or --rest-host 0.0.0.0" in foreign.stderr
+    assert run_cli("start", "--state-dir", state, "--load-balancer-ip", "10.1").stderr.endswith(
+        "argument --load-balancer-ip: '10.1' is not an IPv4 address, e.g. 10.89.0.2\n")
+    # No server ever ran: no load balancer address is known yet.
+    assert "Okera REST API: not served (Service default/cdas-rest-server, LoadBalancer <pending>, plain HTTP)" in run_cli(
+        "status", "--state-dir", state).stdout
+    # With --rest-host 0.0.0.0 it listens on every address of the host, loopback included.
+    started = run_cli("start", "--state-dir", state, "--load-balancer-ip", "203.0.113.7", "--rest-host", "0.0.0.0")
+    try:
+        assert started.returncode == 0, started.stderr
+        port = int(re.search(r"Okera REST API http://203\.0\.113\.7:(\d+)", started.stdout).group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+    finally:
+        run_cli("stop", "--state-dir", state)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -169,16 +169,24 @@ def test_unknown_paths_and_methods_are_json_errors(ready_sandbox):
 
 
 def test_the_cli_prints_and_reports_where_the_rest_api_is(run_cli, tmp_path):
+    """--load-balancer-ip (127.0.0.2 here, a loopback address too) is where the REST API answers,
+    what Service cdas-rest-server's load balancer reports, and the only address it listens on."""
     state = str(tmp_path / "cli")
     run_cli("init", "--state-dir", state, "--token-ttl", "2d", check=True)
-    started = run_cli("start", "--state-dir", state, "--pod-start-delay", "0.2", check=True)
+    started = run_cli("start", "--state-dir", state, "--pod-start-delay", "0.2", "--load-balancer-ip", "127.0.0.2",
+                      check=True)
     try:
-        assert "Okera REST API http://127.0.0.1:" in started.stdout
-        report = json.loads(run_cli("status", "--state-dir", state, "--json", check=True).stdout)
-        rest = report["rest"]
+        assert "Okera REST API http://127.0.0.2:" in started.stdout
+
+        def balanced():  # once the controllers wrote the Service's ingress
+            rest = json.loads(run_cli("status", "--state-dir", state, "--json", check=True).stdout)["rest"]
+            return rest if rest["load_balancer"] else None
+        rest = wait_until(balanced, timeout=10, what="the load balancer's ingress")
         assert rest["service"] == "default/cdas-rest-server"
-        assert rest["load_balancer"] == rest["url"].replace("http://", "")
+        assert rest["load_balancer"] == rest["url"].replace("http://", "") and rest["url"].startswith("http://127.0.0.2:")
         wait_until(lambda: _call(rest["url"], "/api/info")[0] == 200, timeout=20, what="ready REST pods")
+        with pytest.raises(urllib.error.URLError, match="Connection refused"):
+            _call(rest["url"].replace("127.0.0.2", "127.0.0.1"), "/api/info")
         text = run_cli("status", "--state-dir", state, check=True).stdout
         assert "Okera REST API: %s (Service default/cdas-rest-server" % rest["url"] in text
         report = json.loads(run_cli("status", "--state-dir", state, "--json", check=True).stdout)

@@ -50,6 +50,12 @@ def test_only_load_balancers_get_the_loopback_ingress(store):
     assert store.get(SERVICE_RESOURCE, "default", "inside")["status"] == {"loadBalancer": {}}
 
 
+def test_load_balancers_get_the_address_they_are_given(store):
+    Controllers(store, "10.89.0.2").sync(0.0)
+    balanced = store.get(SERVICE_RESOURCE, "default", REST_SERVICE)["status"]["loadBalancer"]
+    assert balanced == {"ingress": [{"ip": "10.89.0.2", "ipMode": "VIP"}]}
+
+
 def test_publishing_without_the_service_says_so(store):
     store.delete(SERVICE_RESOURCE, "default", REST_SERVICE)
     assert publish_port(store, "default", 41234) is False
