@@ -111,7 +111,7 @@ esac
 # Debian bookworm has glibc 2.36: wheels for any older manylinux fit.
 platforms=("manylinux_2_34_$arch" "manylinux_2_28_$arch" "manylinux2014_$arch")
 wheelhouse=$cache/wheelhouse-cp${python_version/./}-$arch.tar
-bash "$root/roles/authserver/files/build-wheelhouse.sh" "$wheelhouse" "$python" "$root" "$python_version" "${platforms[@]}"
+bash "$root/roles/authserver/files/build-wheelhouse.sh" "$wheelhouse" "$python" "$root" "$python_version" "" "${platforms[@]}"
 say "wheelhouse $(basename "$wheelhouse") ready in $((SECONDS - started)) s"
 
 # --- 3. the image -------------------------------------------------------------------------------

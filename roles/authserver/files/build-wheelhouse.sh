@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds on the controller the wheelhouse the nodes install from, packed as one tar file:
 # the okera-auth wheel from SOURCE_DIR plus binary wheels of its dependencies for the nodes'
-# Python and platform, or (with PREBUILT_DIR) the wheels of an existing wheelhouse.
+# Python and platform, or (with PREBUILT_DIR) the wheels of an existing wheelhouse. EXTRAS
+# names the package's optional dependencies to add, comma-separated ("aws": boto3), or is "".
 # The tar is byte-identical for identical inputs, so copying it to a node is idempotent, and
 # the work is skipped while the inputs are those of the last build.
-#   build-wheelhouse.sh OUTPUT.tar PYTHON SOURCE_DIR NODE_PYTHON_VERSION PLATFORM...
+#   build-wheelhouse.sh OUTPUT.tar PYTHON SOURCE_DIR NODE_PYTHON_VERSION EXTRAS PLATFORM...
 #   build-wheelhouse.sh OUTPUT.tar --prebuilt PREBUILT_DIR
 set -euo pipefail
 
@@ -17,8 +18,8 @@ mkdir -p "$work/wheels"
 if [[ $1 == --prebuilt ]]; then
     cp "$2"/*.whl "$work/wheels/"
 else
-    python=$1 source=$2 python_version=$3
-    shift 3
+    python=$1 source=$2 python_version=$3 extras=$4
+    shift 4
     platforms=("$@")
     # The package is built from a copy of the collection tree: pyproject.toml alone says which
     # files go into it. Left out: dot entries (VCS, virtualenvs, caches), build leftovers, and
@@ -33,7 +34,7 @@ else
     fingerprint=$(
         {
             (cd "$source" && xargs -0 sha256sum <"$work/files")
-            echo "$python_version ${platforms[*]}"
+            echo "$python_version ${platforms[*]} [$extras]"
             sha256sum <"${BASH_SOURCE[0]}"
         } | sha256sum | cut -d' ' -f1
     )
@@ -52,7 +53,7 @@ else
     done
     "$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
         --implementation cp --python-version "$python_version" "${platform_args[@]}" \
-        --dest "$work/wheels" "$work"/wheels/okera_auth-*.whl
+        --dest "$work/wheels" "$(echo "$work"/wheels/okera_auth-*.whl)${extras:+[$extras]}"
 fi
 
 ls "$work"/wheels/okera_auth-*.whl >/dev/null 2>&1 \

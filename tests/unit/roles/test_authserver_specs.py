@@ -58,16 +58,9 @@ def _environment_settings() -> dict:
     return found
 
 
-# Daemon options the role does not offer: on a node the role fetches the key on the controller
-# (any lookup, e.g. amazon.aws.secretsmanager_secret, into authserver_private_key_content) and
-# writes it 0400; its unit allows only loopback IP traffic and its wheelhouse holds no boto3, so
-# the daemon's own Secrets Manager fetch is for deployments without the role.
-NOT_OFFERED_BY_ROLE = {"PRIVATE_KEY_SECRET_ID", "AWS_REGION", "AWS_ENDPOINT_URL"}
-
-
 def test_every_daemon_option_is_set_by_the_environment_file():
     settings = _environment_settings()
-    known = {option.env_name for option in OPTIONS} - NOT_OFFERED_BY_ROLE
+    known = {option.env_name for option in OPTIONS}
     assert known - set(settings) == set(), "daemon options without a role variable"
     assert set(settings) - known == set(), "settings the daemon does not know"
 
@@ -81,7 +74,7 @@ ROLE_OWN_DEFAULTS = {"WORKERS", "PRIVATE_KEY", "PRIVATE_KEY_PASSPHRASE_FILE", "G
 INVERTED = {"NO_TCP": "authserver_tcp", "NO_JTI": "authserver_jti"}
 
 
-@pytest.mark.parametrize("option", [option for option in OPTIONS if option.env_name not in ROLE_OWN_DEFAULTS | NOT_OFFERED_BY_ROLE],
+@pytest.mark.parametrize("option", [option for option in OPTIONS if option.env_name not in ROLE_OWN_DEFAULTS],
                          ids=lambda option: option.env_name)
 def test_role_defaults_are_the_daemons(option, monkeypatch):
     for name in list(os.environ):
