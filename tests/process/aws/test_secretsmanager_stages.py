@@ -41,6 +41,7 @@ def _labels(secrets) -> dict:
 
 def test_the_store_actions_move_labels_as_secrets_managers_rotation_does(run_module, aws, secrets):
     module = _module()
+
     def stages(**wanted):
         return dict(aws, secret_id=SECRET, stages=wanted)
 
