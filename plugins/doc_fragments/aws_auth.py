@@ -1,6 +1,6 @@
 # Copyright: okera.auth contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""AWS connection options shared by the S3 modules (the names amazon.aws uses)."""
+"""AWS connection options shared by the S3 and Secrets Manager modules (the names amazon.aws uses)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ class ModuleDocFragment:
 options:
   endpoint_url:
     description:
-      - URL of the S3 API to use instead of AWS's (an S3-compatible store, or a local test server).
-      - When not given, boto3 reads E(AWS_ENDPOINT_URL_S3) or E(AWS_ENDPOINT_URL), else uses AWS.
+      - URL of the service's API to use instead of AWS's (an S3-compatible store, or a local test server).
+      - When not given, boto3 reads E(AWS_ENDPOINT_URL_S3) or E(AWS_ENDPOINT_URL_SECRETS_MANAGER), or
+        E(AWS_ENDPOINT_URL), else uses AWS.
     type: str
     aliases: [aws_endpoint_url]
   region:

@@ -68,6 +68,13 @@ options:
     description: Succeed with nothing to do when the selection is empty (by default that is an error).
     type: bool
     default: false
+  annotations:
+    description:
+      - Pod-template annotations set in the same patch as the restart, for example the
+        C(okera.auth/private-key-sha256) of a new key that the sidecar role records.
+      - Ignored with O(delete_pods).
+    type: dict
+    default: {}
   wait:
     description: Wait until the restarted workloads (or the replacement pods) are ready.
     type: bool
@@ -175,7 +182,8 @@ def _run(module, api_client, result: dict) -> None:
     if not workloads and not params["allow_none"]:
         raise ClusterError("no %s in namespace %s%s to restart; set allow_none: true if that is expected"
                            % ("/".join(params["kinds"]), namespace, " matching %s" % selector if selector else ""))
-    restarted = restart_workloads(api_client, workloads, module.check_mode)
+    restarted = restart_workloads(api_client, workloads, module.check_mode,
+                                  annotations={name: str(value) for name, value in params["annotations"].items()})
     result.update(changed=bool(restarted), restarted=[workload.as_dict() for workload in restarted])
     if params["wait"] and restarted and not module.check_mode:
         started = time.monotonic()
@@ -192,6 +200,7 @@ def main() -> None:
             "label_selector": {"type": "str"},
             "delete_pods": {"type": "bool", "default": False},
             "allow_none": {"type": "bool", "default": False},
+            "annotations": {"type": "dict", "default": {}},
             "wait": {"type": "bool", "default": True},
             "wait_timeout": {"type": "int", "default": 300},
             "wait_sleep": {"type": "int", "default": 2},

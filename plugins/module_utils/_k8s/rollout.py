@@ -63,16 +63,17 @@ def find_workloads(api_client: Any, namespace: str, kinds: Sequence[str] = WORKL
     return sorted(found, key=lambda workload: (workload.kind, workload.name))
 
 
-def restart_patch(when: datetime.datetime) -> Dict[str, Any]:
-    """The patch `kubectl rollout restart` sends."""
+def restart_patch(when: datetime.datetime, annotations: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """The patch `kubectl rollout restart` sends, with further pod-template ``annotations`` (e.g. a key's hash)."""
     stamp = when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    return {"spec": {"template": {"metadata": {"annotations": dict(annotations or {}, **{RESTARTED_AT: stamp})}}}}
 
 
 def restart_workloads(api_client: Any, workloads: Iterable[Workload], check_mode: bool = False,
-                      when: Optional[datetime.datetime] = None) -> List[Workload]:
-    """Patch the restart annotation of each workload (nothing in check mode); returns them."""
-    patch = restart_patch(when or datetime.datetime.now(datetime.timezone.utc))
+                      when: Optional[datetime.datetime] = None,
+                      annotations: Optional[Dict[str, str]] = None) -> List[Workload]:
+    """Patch the restart annotation (and ``annotations``) of each workload's pod template (nothing in check mode); returns them."""
+    patch = restart_patch(when or datetime.datetime.now(datetime.timezone.utc), annotations)
     restarted = []
     for workload in workloads:
         if not check_mode:

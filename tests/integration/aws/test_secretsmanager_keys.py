@@ -1,7 +1,12 @@
 """A signing key kept in AWS Secrets Manager, read by amazon.aws's secretsmanager_secret lookup
-(moto's server stands in for AWS), feeds jwt_token; no key text in -vvv output or in errors."""
+(moto's server stands in for AWS), feeds jwt_token and the authserver role's key tasks
+(authserver_private_key_content); no key text in -vvv output or in errors."""
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import stat
 from pathlib import Path
 
 import pytest
@@ -29,15 +34,19 @@ def workdir(tmp_path, key_dir) -> Path:
     return directory
 
 
-def test_token_minted_with_a_key_from_secrets_manager_verifies_and_no_key_text_at_vvv(
+def test_key_from_secrets_manager_mints_and_is_written_by_the_authserver_role_with_no_key_text_at_vvv(
         run_playbook, aws_env, moto, workdir, rsa_key_pem, rsa_public_pem):
     moto.client("secretsmanager").create_secret(Name="okera/jwt-signing", SecretString=rsa_key_pem.decode())
 
-    done = run_playbook(PLAYBOOK, "-vvv", "-e", "workdir=%s" % workdir, "-e", "secret_id=okera/jwt-signing", env=aws_env)
+    owner = "key_owner=%s key_group=%s" % (pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name)
+    done = run_playbook(PLAYBOOK, "-vvv", "-e", "workdir=%s" % workdir, "-e", "secret_id=okera/jwt-signing", "-e", owner,
+                        env=aws_env)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     token = (workdir / "system.token").read_text().strip()
     assert tokens.verify(token, keys.load_public_keys(rsa_public_pem), ["RS512"]).valid
+    node_key = workdir / "private_key.pem"
+    assert node_key.read_bytes() == rsa_key_pem and stat.S_IMODE(node_key.stat().st_mode) == 0o400
     _assert_no_key_text(output, rsa_key_pem)
     assert token.split(".")[2] not in output
 

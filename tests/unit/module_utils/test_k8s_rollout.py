@@ -19,6 +19,13 @@ def test_restart_patch_is_kubectls_annotation_in_utc():
     assert restart_patch(when) == {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: "2026-01-02T01:04:05Z"}}}}}
 
 
+def test_restart_patch_carries_further_annotations_but_keeps_kubectls():
+    when = datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.timezone.utc)
+    patch = restart_patch(when, {"okera.auth/private-key-sha256": "ab12", RESTARTED_AT: "overridden?"})
+    annotations = patch["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"okera.auth/private-key-sha256": "ab12", RESTARTED_AT: "2026-01-02T01:04:05Z"}
+
+
 def test_deployment_done_when_all_replicas_updated_ready_and_available():
     done, summary = rollout_state("Deployment", _deployment(replicas=2, updatedReplicas=2, readyReplicas=2,
                                                             availableReplicas=2))
