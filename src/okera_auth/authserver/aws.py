@@ -31,7 +31,9 @@ def fetch_secret_string(secret_id: str, region: Optional[str] = None, endpoint_u
             "secretsmanager", endpoint_url=endpoint_url or None,
             config=botocore.config.Config(connect_timeout=REQUEST_TIMEOUT, read_timeout=REQUEST_TIMEOUT,
                                           retries={"max_attempts": 2}))
-        answer = client.get_secret_value(SecretId=secret_id)
+        # The label named, not the secret's default version: a rotation moves AWSCURRENT between
+        # versions (update_secret_version_stage), and that label is what every reader must follow.
+        answer = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
     except botocore.exceptions.ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
         if code == "ResourceNotFoundException":

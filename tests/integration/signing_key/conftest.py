@@ -28,7 +28,7 @@ def sandbox(tmp_path) -> Sandbox:
 def write_inventory(tmp_path, sandbox) -> Callable[..., Path]:
     """write_inventory(**host_vars) -> inventory path: the sandbox as the one host of okera_clusters."""
 
-    def write(node: Daemon = None, **host_vars) -> Path:
+    def write(node: Daemon = None, node_vars: dict = None, **host_vars) -> Path:
         local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         host = dict(local, signing_key_kubeconfig=str(sandbox.kubeconfig), **host_vars)
         inventory = {"okera_clusters": {"hosts": {"sandbox": host}, "vars": {
@@ -37,8 +37,9 @@ def write_inventory(tmp_path, sandbox) -> Callable[..., Path]:
             # The node is this machine, its auth server the process the test started (no systemd: a signal reloads it).
             host.update(signing_key_authserver_hosts=["node1"], signing_key_authserver_reload_command="kill -HUP %d" % node.process.pid)
             inventory["okera_authserver_nodes"] = {"hosts": {"node1": dict(
-                local, authserver_private_key_path=str(node.key_path), authserver_port=node.port,
-                authserver_user=pwd.getpwuid(os.getuid()).pw_name, authserver_group=grp.getgrgid(os.getgid()).gr_name)}}
+                local, authserver_private_key_path=str(getattr(node, "key_path", "")), authserver_port=node.port,
+                authserver_user=pwd.getpwuid(os.getuid()).pw_name, authserver_group=grp.getgrgid(os.getgid()).gr_name,
+                **(node_vars or {}))}}
         path = tmp_path / "inventory.yml"
         path.write_text(yaml.safe_dump(inventory))
         return path

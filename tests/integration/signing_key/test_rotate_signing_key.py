@@ -14,6 +14,7 @@ import pytest
 
 from okera_auth.module_utils import keys, tokens
 from okera_auth.module_utils.signing_key import ROTATION_ANNOTATION, fingerprint
+from authserver_process import Daemon
 from token_traffic import TokenTraffic
 
 pytestmark = [pytest.mark.slow, pytest.mark.scenario]
@@ -267,15 +268,21 @@ def _sidecar_pods(sandbox) -> dict:
             if any(condition.type == "Ready" and condition.status == "True" for condition in pod.status.conditions or [])}
 
 
-def test_keys_in_secrets_manager_and_a_sidecar_switch_in_one_run(sandbox, write_inventory, run_playbook, aws_env, moto):
+def test_keys_in_secrets_manager_and_a_sidecar_switch_in_one_run(sandbox, write_inventory, run_playbook, aws_env, moto, tmp_path,
+                                                                request):
     old = sandbox.signing_key.read_text()
     secrets = moto.client("secretsmanager")
     original_version = secrets.create_secret(Name="okera/jwt-signing", SecretString=old)["VersionId"]
     _add_sidecar(sandbox, old)
     pods_before = _wait_for_sidecar_pods(sandbox)
     original_token = sandbox.secret_value()
+    # A node whose auth server fetches its key from the same secret itself: reloaded, given no file.
+    node = Daemon(tmp_path / "node", None, ["--private-key-secret-id", "okera/jwt-signing", "--aws-region", "us-east-1",
+                                            "--aws-endpoint-url", moto.url, "--ttl", "1h"], env=moto.environment())
+    request.addfinalizer(node.stop)
     # The system token's re-minting at the switch is the other tests' subject: left out here to keep this run short.
-    inventory = write_inventory(signing_key_store="secretsmanager", signing_key_private_key_secret_id="okera/jwt-signing",
+    inventory = write_inventory(node, {"authserver_private_key_secret_id": "okera/jwt-signing"},
+                                signing_key_store="secretsmanager", signing_key_private_key_secret_id="okera/jwt-signing",
                                 signing_key_aws={"endpoint_url": moto.url}, signing_key_system_token=False,
                                 signing_key_authserver_sidecars=[{"secret_name": "token-client-authserver-key", "deployment": "token-client"}])
 
@@ -298,4 +305,9 @@ def test_keys_in_secrets_manager_and_a_sidecar_switch_in_one_run(sandbox, write_
     pods_after = _sidecar_pods(sandbox)
     assert pods_after and not set(pods_after) & set(pods_before), "the sidecar's pods were replaced"
     assert set(pods_after.values()) == {new_hash}
+    assert _node_signs_with(node) == _fp(new) and node.process.poll() is None, "the node fetched the new key on reload"
+    node_token = node.token_json("janedoe")["token"]
+    public_keys = [keys.public_key_pem(keys.load_private_key(pem).public_key()) for pem in (new, old)]
+    assert [tokens.verify(node_token, keys.load_public_keys(pem), ["RS512"]).valid for pem in public_keys] == [True, False]
+    assert not list((tmp_path / "node").glob("*.pem")), "no key file is written for a node that fetches its key"
     _assert_nothing_secret_in(_output(done), old, new)
