@@ -21,6 +21,7 @@ Needs wrk (Debian: apt-get install wrk) and node; go is optional. Not part of th
 from __future__ import annotations
 
 import argparse
+import compileall
 import http.client
 import math
 import os
@@ -38,6 +39,8 @@ from typing import Dict, List, Optional
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+import okera_auth.module_utils
 
 PEERS = Path(__file__).resolve().parent / "peers"
 GOALS = {"vs_node": 1.1, "ratio": 0.6, "rss_growth": 0.02, "worker_rss_mib": 30.0,
@@ -187,6 +190,14 @@ class Server:
                 self.process.wait(10)
 
 
+def compile_package() -> None:
+    """Byte-compile okera_auth as pip does when it installs the wheel: from a checkout (an
+    editable install, often with PYTHONDONTWRITEBYTECODE=1) every start would compile the
+    sources again, which no installed server does."""
+    for path in list(okera_auth.__path__) + list(okera_auth.module_utils.__path__):
+        compileall.compile_dir(path, quiet=1)
+
+
 def build_go(work: Path) -> Optional[Path]:
     if not shutil.which("go"):
         return None
@@ -259,6 +270,7 @@ def main() -> int:
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
     go_binary = build_go(work) if "go" in names else None
+    compile_package()
     places = {}
     for label, base in (("tmpfs", options.tmpfs), ("ext4", options.ext4)):
         kind = filesystem(Path(base))
