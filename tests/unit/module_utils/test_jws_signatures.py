@@ -103,7 +103,7 @@ def _jwk_cases():
             ed25519.Ed25519PrivateKey.generate(), ed448.Ed448PrivateKey.generate()]
 
 
-@pytest.mark.parametrize("private_key", _jwk_cases(), ids=lambda key: keys.describe_key(key))
+@pytest.mark.parametrize("private_key", _jwk_cases(), ids=keys.describe_key)
 def test_public_jwk_is_pyjwts_member_for_member(private_key):
     public_key = private_key.public_key()
     if isinstance(public_key, rsa.RSAPublicKey):
