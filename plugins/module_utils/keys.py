@@ -167,9 +167,10 @@ def load_private_key(data: Union[bytes, str],
     auth server's own key file or secret): an RSA key is then not put through OpenSSL's full
     check (prime tests of p and q, 30 to 50 ms for RSA-2048, the most of the server's key
     load) but proven by one signature that its public half verifies (under 1 ms), which
-    refuses a damaged or mismatched key just as well. Whoever can replace that key can sign
-    with a valid key of their own anyway, so skipping the prime tests opens nothing; a key
-    from anyone else (a module's input) is always checked in full.
+    refuses a key whose tokens would not verify (a damaged or mismatched n, e or d); OpenSSL
+    checks each RSA signature it makes and never hands out a miscalculated one. Whoever can
+    replace that key can sign with a valid key of their own anyway, so skipping the prime
+    tests opens nothing; a key from anyone else (a module's input) is always checked in full.
     """
     raw = _unwrap_base64(_as_bytes(data).strip())
     if not raw:
