@@ -13,7 +13,8 @@ count and token directory (tmpfs and ext4), the servers' order turning from roun
 The table gives medians over the rounds; ratios (to the ceiling, to Node.js) are taken
 within each round, then their median. Then: okera-authserver's RSS over about 100,000 more
 requests (files deleted after 1 s so that pending files do not hide a leak), its start to
-first answer and idle RSS per instance, and "goal met / not met" lines.
+first answer and idle RSS per instance, and "goal met / not met" lines. The package is
+byte-compiled first, as pip install does, so that no start compiles sources.
 Needs wrk (Debian: apt-get install wrk) and node; go is optional. Not part of the test run.
 
     python benchmarks/bench_authserver.py [--quick] [--rounds 3] [--duration 5]
