@@ -13,7 +13,8 @@ count and token directory (tmpfs and ext4), the servers' order turning from roun
 The table gives medians over the rounds; ratios (to the ceiling, to Node.js) are taken
 within each round, then their median. Then: okera-authserver's RSS over about 100,000 more
 requests (files deleted after 1 s so that pending files do not hide a leak), its start to
-first answer and idle RSS per instance, and "goal met / not met" lines.
+first answer and idle RSS per instance, and "goal met / not met" lines. The package is
+byte-compiled first, as pip install does, so that no start compiles sources.
 Needs wrk (Debian: apt-get install wrk) and node; go is optional. Not part of the test run.
 
     python benchmarks/bench_authserver.py [--quick] [--rounds 3] [--duration 5]
@@ -21,6 +22,7 @@ Needs wrk (Debian: apt-get install wrk) and node; go is optional. Not part of th
 from __future__ import annotations
 
 import argparse
+import compileall
 import http.client
 import math
 import os
@@ -38,6 +40,8 @@ from typing import Dict, List, Optional
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+import okera_auth.module_utils
 
 PEERS = Path(__file__).resolve().parent / "peers"
 GOALS = {"vs_node": 1.1, "ratio": 0.6, "rss_growth": 0.02, "worker_rss_mib": 30.0,
@@ -187,6 +191,14 @@ class Server:
                 self.process.wait(10)
 
 
+def compile_package() -> None:
+    """Byte-compile okera_auth as pip does when it installs the wheel: from a checkout (an
+    editable install, often with PYTHONDONTWRITEBYTECODE=1) every start would compile the
+    sources again, which no installed server does."""
+    for path in list(okera_auth.__path__) + list(okera_auth.module_utils.__path__):
+        compileall.compile_dir(path, quiet=1)
+
+
 def build_go(work: Path) -> Optional[Path]:
     if not shutil.which("go"):
         return None
@@ -259,6 +271,7 @@ def main() -> int:
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
     go_binary = build_go(work) if "go" in names else None
+    compile_package()
     places = {}
     for label, base in (("tmpfs", options.tmpfs), ("ext4", options.ext4)):
         kind = filesystem(Path(base))

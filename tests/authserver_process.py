@@ -61,8 +61,10 @@ def verify_with_openssl(token: str, private_key: Path, digest: str = "-sha512") 
 
 
 # The interpreter lives where other users cannot read it (/root/.pyenv): load the server
-# and everything it imports first, then drop to the user, then run.
-_RUN_AS = ("import os, sys; import okera_auth.authserver.cli as server; "
+# and everything it imports first, then drop to the user, then run. Some imports come late:
+# argparse's of shutil (when it builds the parser), the supervisor (only with --processes N).
+_RUN_AS = ("import os, shutil, sys; import okera_auth.authserver.cli as server; "
+           "import okera_auth.authserver.supervisor; "
            "os.setgroups([int(x) for x in sys.argv[3].split(',') if x]); "
            "os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1])); "
            "sys.exit(server.main(sys.argv[4:]))")

@@ -9,6 +9,11 @@ Secrets keep). Public keys: PEM (SubjectPublicKeyInfo or PKCS#1), X.509
 certificates, OpenSSH public lines, JWK and JWKS, several at once (Okera's
 ``JWT_PUBLIC_KEY`` is a comma-separated list). Loading validates a key, which
 costs tens of milliseconds for RSA: load once, sign many times.
+
+PyJWT is imported only where it is used (reading a JWK): what signs (the key,
+its JWK and thumbprint) needs cryptography alone, so that the auth server
+starts without PyJWT; certificates (cryptography.x509) are likewise imported
+when a certificate is read.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib.util
 import json
 import re
+import secrets
 import traceback
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -25,12 +32,11 @@ from typing import Optional, Union
 from .errors import AlgorithmError, KeyLoadError
 
 try:
-    import jwt
-    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-    from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+    if importlib.util.find_spec("jwt") is None:  # found now, imported where it is used
+        raise ImportError("No module named 'jwt' (PyJWT)", name="jwt")
 except ImportError:
     HAS_CRYPTO_LIBS = False
     CRYPTO_LIBS_IMPORT_ERROR: Optional[str] = traceback.format_exc()
@@ -52,6 +58,8 @@ MIN_RSA_BITS = 2048
 # ES algorithms name the one curve they sign with (RFC 7518 section 3.4).
 _EC_CURVE_BY_ALGORITHM = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 _CURVE_LABEL = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+# The curves a JWK can name (RFC 7518 section 6.2.1.1, RFC 8812 for secp256k1).
+_JWK_CURVES = dict(_CURVE_LABEL, secp256k1="secp256k1")
 # Okera writes rsa512 / RSA512 / rsa256 where JWA writes RS512 / RS256.
 _OKERA_SPELLING = re.compile(r"RSA?(256|384|512)")
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
@@ -151,8 +159,19 @@ def _check_strength(key: Union[PrivateKey, PublicKey]) -> None:
 
 
 def load_private_key(data: Union[bytes, str],
-                     passphrase: Union[bytes, str, None] = None) -> PrivateKey:
-    """Parse and validate a private key (PEM, encrypted PEM, OpenSSH, or base64 of those)."""
+                     passphrase: Union[bytes, str, None] = None,
+                     own_key: bool = False) -> PrivateKey:
+    """Parse and validate a private key (PEM, encrypted PEM, OpenSSH, or base64 of those).
+
+    ``own_key`` True is for a key that only its owner can have put where it is read (the
+    auth server's own key file or secret): an RSA key is then not put through OpenSSL's full
+    check (prime tests of p and q, 30 to 50 ms for RSA-2048, the most of the server's key
+    load) but proven by one signature that its public half verifies (under 1 ms), which
+    refuses a key whose tokens would not verify (a damaged or mismatched n, e or d); OpenSSL
+    checks each RSA signature it makes and never hands out a miscalculated one. Whoever can
+    replace that key can sign with a valid key of their own anyway, so skipping the prime
+    tests opens nothing; a key from anyone else (a module's input) is always checked in full.
+    """
     raw = _unwrap_base64(_as_bytes(data).strip())
     if not raw:
         raise KeyLoadError("the private key is empty: give a PEM or OpenSSH private key")
@@ -167,15 +186,16 @@ def load_private_key(data: Union[bytes, str],
             "a private key was expected but this PEM holds something else (a public key or "
             "a certificate?): give the private key")
     loader = serialization.load_ssh_private_key if openssh else serialization.load_pem_private_key
+    skip_checks = {"unsafe_skip_rsa_key_validation": True} if own_key else {}
     try:
         try:
-            key = loader(raw, password)
+            key = loader(raw, password, **skip_checks)
         except TypeError:
             if password is None:
                 raise KeyLoadError(
                     "the private key is encrypted: give its passphrase") from None
             # A passphrase given for a key that has none is harmless: load it as is.
-            key = loader(raw, None)
+            key = loader(raw, None, **skip_checks)
     except ValueError as error:
         if password is not None and (b"ENCRYPTED" in raw or openssh):
             raise KeyLoadError(
@@ -189,7 +209,21 @@ def load_private_key(data: Union[bytes, str],
         raise KeyLoadError("the private key's type or cipher is not supported: use an "
                            "RSA, EC or Ed25519 key") from None
     _check_strength(key)
+    if own_key and isinstance(key, rsa.RSAPrivateKey):
+        _check_rsa_signs(key)
     return key
+
+
+def _check_rsa_signs(key: "rsa.RSAPrivateKey") -> None:
+    """Refuse an RSA key whose signature its own public key does not verify."""
+    probe = secrets.token_bytes(32)
+    try:
+        key.public_key().verify(key.sign(probe, padding.PKCS1v15(), hashes.SHA256()), probe,
+                                padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        raise KeyLoadError("the RSA private key is damaged: its signatures do not verify with "
+                           "its public key; give the key file as ssh-keygen or openssl wrote "
+                           "it") from None
 
 
 def _safe_reason(error: Exception) -> str:
@@ -222,13 +256,30 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _b64url_uint(value: int, bits: int = 0) -> str:
+    """A JWK integer (RFC 7518 section 6): big-endian, in ``bits`` bits (EC coordinates) or
+    the fewest bytes (RSA's n and e)."""
+    return _b64url(value.to_bytes(max(1, ((bits or value.bit_length()) + 7) // 8), "big"))
+
+
 def public_jwk(key: PublicKey) -> dict:
-    """The public key's JWK members (kty, n, e / crv, x, y), no kid or alg."""
+    """The public key's JWK members (kty, n, e / crv, x, y), no kid or alg: the members and
+    their order that PyJWT's ``to_jwk`` gives (held against it by the unit tests)."""
     if isinstance(key, rsa.RSAPublicKey):
-        return RSAAlgorithm.to_jwk(key, as_dict=True)
+        numbers = key.public_numbers()
+        return {"kty": "RSA", "key_ops": ["verify"], "n": _b64url_uint(numbers.n),
+                "e": _b64url_uint(numbers.e)}
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return ECAlgorithm.to_jwk(key, as_dict=True)
-    return OKPAlgorithm.to_jwk(key, as_dict=True)
+        if key.curve.name not in _JWK_CURVES:
+            raise KeyLoadError("EC keys on the curve %s have no JWK: use P-256, P-384 or P-521"
+                               % key.curve.name)
+        numbers = key.public_numbers()
+        bits = key.curve.key_size
+        return {"kty": "EC", "crv": _JWK_CURVES[key.curve.name],
+                "x": _b64url_uint(numbers.x, bits), "y": _b64url_uint(numbers.y, bits)}
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"x": _b64url(raw), "kty": "OKP",
+            "crv": "Ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else "Ed448"}
 
 
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"),
@@ -297,6 +348,8 @@ def _load_jwk(jwk: object, number: int) -> PublicKeyEntry:
         raise KeyLoadError("JWKS key %d has a kid that is not a text" % number)
     public_only = {name: value for name, value in jwk.items()
                    if name not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
+    import jwt  # pylint: disable=import-outside-toplevel  # only JWKs need PyJWT (see the top)
+
     try:
         key = jwt.PyJWK(public_only).key
     except (jwt.exceptions.PyJWTError, ValueError, TypeError):
@@ -315,6 +368,8 @@ def _load_pem_block(block: bytes, kind: bytes, number: int) -> PublicKey:
             "(openssl pkey -in key.pem -pubout)" % number)
     try:
         if kind == b"CERTIFICATE":
+            from cryptography import x509  # pylint: disable=import-outside-toplevel  # see the top
+
             return x509.load_pem_x509_certificate(block).public_key()
         return serialization.load_pem_public_key(block)
     except (ValueError, UnsupportedAlgorithm) as error:

@@ -160,7 +160,10 @@ def read_key_material(settings: Any) -> KeyMaterial:
 
 
 def signer_from(material: KeyMaterial, settings: Any) -> Signer:
-    return Signer(load_private_key(material.key, material.passphrase), settings.algorithm)
+    # The server's own key (its -k file or its secret): proven by a signature instead of
+    # OpenSSL's slow RSA check, see keys.load_private_key.
+    return Signer(load_private_key(material.key, material.passphrase, own_key=True),
+                  settings.algorithm)
 
 
 def load_signer(settings: Any) -> Signer:

@@ -22,7 +22,6 @@ from okera_auth.module_utils.keys import HAS_CRYPTO_LIBS
 from .app import AuthServer
 from .events import EventLog
 from .options import parse_settings
-from .supervisor import Supervisor
 
 EXIT_USAGE = 2
 # With --workers N, a signing thread whose RSA operation is done waits for the GIL to write
@@ -50,6 +49,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         server = AuthServer(settings, log)
         if server.processes > 1:
+            from .supervisor import Supervisor  # pylint: disable=import-outside-toplevel  # not in a sidecar
+
             return Supervisor(server).run()
         asyncio.run(server.run())
     except OkeraAuthError as error:

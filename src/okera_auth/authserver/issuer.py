@@ -38,11 +38,6 @@ from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.keys import public_jwk
 from okera_auth.module_utils.tokens import Signer, TokenSpec, build_claims
 
-try:
-    from jwt.algorithms import get_default_algorithms
-except ImportError:  # the CLI reports the missing library before anything is signed
-    get_default_algorithms = None
-
 MAX_USER_LENGTH = 128
 # Names of the server's own endpoints (/healthz, /metrics, /.well-known/...): never a user
 # name, whatever the case or spelling (percent-escapes are decoded before the comparison).
@@ -313,14 +308,6 @@ class TokenIssuer:
         self._claims_after_groups = _json_members(rules.claims)
         self._ttl = int(rules.ttl)
         self._jti = rules.jti
-        self._signing = self._signing_parts(signer)
-
-    @staticmethod
-    def _signing_parts(signer: Signer) -> Tuple[Signer, bytes, Any]:
-        """What signing needs from a Signer, taken once: the header segment and the JWA."""
-        header = base64.urlsafe_b64encode(
-            json.dumps(signer.header, separators=(",", ":")).encode("utf-8")).rstrip(b"=")
-        return signer, header + b".", get_default_algorithms()[signer.algorithm]
 
     def replace_signer(self, signer: Signer) -> None:
         old = self.signer
@@ -329,7 +316,6 @@ class TokenIssuer:
                         if until > now and kept.kid != signer.kid]
         if old.kid != signer.kid:
             self.retired.append((old, now + self.rules.ttl))
-        self._signing = self._signing_parts(signer)
         self.signer = signer
 
     def claims_json(self, user: str, now: int) -> bytes:
@@ -349,10 +335,10 @@ class TokenIssuer:
     def mint(self, user: str, now: Optional[int] = None) -> Tuple[str, int]:
         """(token, expiry) for ``user``: the claims, signed with the current key."""
         now = int(time.time()) if now is None else now
-        signer, header, algorithm = self._signing
-        signing_input = header + base64.urlsafe_b64encode(
+        signer = self.signer
+        signing_input = signer.header_segment + b"." + base64.urlsafe_b64encode(
             self.claims_json(user, now)).rstrip(b"=")
-        signature = algorithm.sign(signing_input, signer.private_key)
+        signature = signer.signature(signing_input)
         token = signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")
         return token.decode("ascii"), now + self._ttl
 

@@ -162,9 +162,10 @@ def test_file_deleted_before_it_is_read_names_the_path(start_authserver, holding
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the client as another uid")
 def test_unreadable_token_file_says_to_join_the_group(start_authserver, open_dir):
     server = start_authserver("-g", "4242", workdir=open_dir / "server")
-    # Load the client (and the idna codec sockets use for host names) first, then become a
-    # user outside group 4242: the interpreter may sit where that user cannot read it.
-    run_as = ("import os, sys, encodings.idna; import okera_auth.client.cli as cli; "
+    # Load the client (and the idna codec sockets use for host names, and shutil, which argparse
+    # imports when it builds the parser) first, then become a user outside group 4242: the
+    # interpreter may sit where that user cannot read it.
+    run_as = ("import os, shutil, sys, encodings.idna; import okera_auth.client.cli as cli; "
               "os.setgroups([]); "
               "os.setgid(4301); os.setuid(4301); sys.exit(cli.main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", run_as, "--url", server.url, "--no-cache",

@@ -51,7 +51,7 @@ def _signed(private_key, payload_json: str, algorithm: str = "EdDSA") -> str:
     """A token whose payload is exactly ``payload_json`` (any text), truly signed by the key."""
     signer = tokens.Signer(private_key, algorithm)
     signing_input = _segment(json.dumps(signer.header).encode()) + "." + _segment(payload_json.encode())
-    signature = signer._jwa.sign(signing_input.encode("ascii"), private_key)
+    signature = signer.signature(signing_input.encode("ascii"))
     return signing_input + "." + _segment(signature)
 
 

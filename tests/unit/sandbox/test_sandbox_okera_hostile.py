@@ -27,7 +27,7 @@ def _signed(private_key, payload_json: str) -> str:
     """A token whose payload is exactly ``payload_json``, truly signed with RS512."""
     signer = tokens.Signer(private_key, "RS512")
     signing_input = _segment(json.dumps(signer.header).encode()) + "." + _segment(payload_json.encode())
-    return signing_input + "." + _segment(signer._jwa.sign(signing_input.encode(), private_key))
+    return signing_input + "." + _segment(signer.signature(signing_input.encode()))
 
 
 def _claims_with(name: str, literal: str) -> str:
