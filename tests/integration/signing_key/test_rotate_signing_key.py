@@ -268,8 +268,8 @@ def _sidecar_pods(sandbox) -> dict:
             if any(condition.type == "Ready" and condition.status == "True" for condition in pod.status.conditions or [])}
 
 
-def test_keys_in_secrets_manager_and_a_sidecar_switch_in_one_run(sandbox, write_inventory, run_playbook, aws_env, moto, tmp_path,
-                                                                request):
+def test_keys_in_secrets_manager_and_a_sidecar_switch_in_one_run(sandbox, write_inventory, run_playbook, aws_env, moto,
+                                                                 tmp_path, request):
     old = sandbox.signing_key.read_text()
     secrets = moto.client("secretsmanager")
     original_version = secrets.create_secret(Name="okera/jwt-signing", SecretString=old)["VersionId"]
