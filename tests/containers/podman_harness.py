@@ -257,22 +257,29 @@ def container_of(pod: str, container: str) -> str:
     return "%s-%s" % (pod, container)
 
 
-def render_sidecar(workdir: Path, key: Path, image: str, *extra: str) -> List[Dict[str, Any]]:
-    """playbooks/render_sidecar.yml with the tutorial's variables, the ported service
-    (tutorial_client=myservice) and ``extra`` arguments; the rendered documents."""
+def ansible_playbook(workdir: Path, playbook: str, *args: str) -> subprocess.CompletedProcess:
+    """ansible-playbook playbooks/<playbook> of this checkout (as the collection okera.auth) in ``workdir``."""
     collections = workdir / "collections"
     (collections / "ansible_collections" / "okera").mkdir(parents=True, exist_ok=True)
     link = collections / "ansible_collections" / "okera" / "auth"
     if not link.exists():
         link.symlink_to(REPO_ROOT)
-    output = workdir / "rendered"
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
+    # The collections the tests installed (amazon.aws, ...) stay findable after this checkout's link.
+    found = [str(collections)] + [path for path in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if path]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(found), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-    done = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), str(REPO_ROOT / "playbooks" / "render_sidecar.yml"),
-                           "-e", "@%s" % TUTORIAL_VARS, "-e", "authserver_sidecar_private_key_file=%s" % key,
-                           "-e", "authserver_sidecar_output_dir=%s" % output, "-e", "authserver_sidecar_image=%s" % image,
-                           "-e", "authserver_sidecar_native_sidecar=false", "-e", "tutorial_client=myservice", *extra],
+    return subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), str(REPO_ROOT / "playbooks" / playbook), *args],
                           capture_output=True, text=True, env=env, cwd=workdir, timeout=600, check=False)
+
+
+def render_sidecar(workdir: Path, key: Path, image: str, *extra: str) -> List[Dict[str, Any]]:
+    """playbooks/render_sidecar.yml with the tutorial's variables, the ported service
+    (tutorial_client=myservice) and ``extra`` arguments; the rendered documents."""
+    output = workdir / "rendered"
+    done = ansible_playbook(workdir, "render_sidecar.yml",
+                            "-e", "@%s" % TUTORIAL_VARS, "-e", "authserver_sidecar_private_key_file=%s" % key,
+                            "-e", "authserver_sidecar_output_dir=%s" % output, "-e", "authserver_sidecar_image=%s" % image,
+                            "-e", "authserver_sidecar_native_sidecar=false", "-e", "tutorial_client=myservice", *extra)
     assert done.returncode == 0, done.stdout + done.stderr
     return [document for document in yaml.safe_load_all((output / "token-client.yml").read_text()) if document]

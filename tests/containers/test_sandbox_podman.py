@@ -7,16 +7,21 @@ removes the containers, and the simulated Okera pods stay simulated.
 """
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 import subprocess
+import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 import yaml
 
-from podman_harness import Podman, render_sidecar
+from okera_auth.module_utils import keys, tokens
+from okera_auth.module_utils.signing_key import fingerprint
+from podman_harness import FIGURES, Podman, ansible_playbook, render_sidecar
 from sandbox_cluster import Sandbox
 
 KUBECTL = shutil.which("kubectl")
@@ -71,11 +76,16 @@ def _podman_pods(podman: Podman) -> List[str]:
 
 
 @pytest.fixture(scope="module")
-def sidecar(sandbox, podman, image, tmp_path_factory) -> Dict[str, Any]:
-    """The role's rendered Secret and Pod, applied with kubectl, until the pod is ready."""
+def sidecar_documents(sandbox, image, tmp_path_factory) -> List[Dict[str, Any]]:
+    """The role's rendered Secret and Pod."""
     workdir = tmp_path_factory.mktemp("sandbox-sidecar")
-    documents = render_sidecar(workdir, sandbox.signing_key, image, "-e", "tutorial_okera_rest_url=%s" % sandbox.rest_url)
-    _apply(sandbox, documents)
+    return render_sidecar(workdir, sandbox.signing_key, image, "-e", "tutorial_okera_rest_url=%s" % sandbox.rest_url)
+
+
+@pytest.fixture(scope="module")
+def sidecar(sandbox, podman, sidecar_documents) -> Dict[str, Any]:
+    """The role's rendered Secret and Pod, applied with kubectl, until the pod is ready."""
+    _apply(sandbox, sidecar_documents)
 
     def ready():
         pod = _pod(sandbox, "token-client")
@@ -129,6 +139,82 @@ def test_crashing_image_shows_crash_loop_back_off(sandbox, podman, sidecar):
     done = kubectl(sandbox, "delete", "pod", "crasher")
     assert done.returncode == 0, done.stderr
     _wait("the crasher's podman pod removed", lambda: not [name for name in _podman_pods(podman) if "-crasher-" in name])
+
+
+KID_LINE = re.compile(r"(?:Signing with .* key|Reloaded key) kid=([A-Za-z0-9_-]+)")
+MINT = ("import json, sys, urllib.request as u; "
+        "print(json.load(u.urlopen('http://127.0.0.1:%s/analyst?format=json'))['token'])")
+
+
+def _ready_pods(sandbox: Sandbox, selector: str) -> List[Dict[str, Any]]:
+    pods = json.loads(kubectl(sandbox, "get", "pods", "-l", selector, "-o", "json").stdout)["items"]
+    return [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")
+            and any(condition["type"] == "Ready" and condition["status"] == "True" for condition in pod["status"].get("conditions") or [])]
+
+
+def _signing_kid(sandbox: Sandbox, pod: Dict[str, Any]) -> str:
+    found = KID_LINE.findall(kubectl(sandbox, "logs", pod["metadata"]["name"], "-c", "authserver").stdout)
+    return found[-1] if found else ""
+
+
+def test_switching_the_signing_key_checks_each_sidecar_pod_logs_the_new_key(sandbox, podman, sidecar_documents, tmp_path):
+    """rotate_signing_key.yml up to the switch, with a sidecar auth server Deployment (the role's rendered
+    auth-server container) in real containers: the role waits until its new pod logs the new key's id,
+    and a token the new pod mints verifies with the new public key only."""
+    secret, pod = (next(document for document in sidecar_documents if document["kind"] == kind) for kind in ("Secret", "Pod"))
+    secret = dict(copy.deepcopy(secret), metadata={"name": "kid-check-authserver-key"})
+    spec = copy.deepcopy(pod["spec"])
+    spec["containers"] = [container for container in spec["containers"] if container["name"] == "authserver"]
+    for volume in spec["volumes"]:
+        if "secret" in volume:
+            volume["secret"]["secretName"] = secret["metadata"]["name"]
+    labels = {"app": "kid-check"}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "kid-check", "labels": labels},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                           "template": {"metadata": {"labels": labels, "annotations": pod["metadata"].get("annotations") or {}},
+                                        "spec": spec}}}
+    _apply(sandbox, [secret, deployment])
+    old_key = tmp_path / "signing.pem"
+    old_key.write_bytes(sandbox.signing_key.read_bytes())
+    old_kid = fingerprint(keys.load_private_key(old_key.read_bytes()))
+    (old_pod,) = _wait("the sidecar's first pod ready", lambda: _ready_pods(sandbox, "app=kid-check"))
+    assert _wait("its log naming the old key", lambda: _signing_kid(sandbox, old_pod)) == old_kid
+
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"okera_clusters": {"hosts": {"sandbox": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "signing_key_kubeconfig": str(sandbox.kubeconfig), "signing_key_private_key_path": str(old_key),
+        "signing_key_rest_url": sandbox.rest_url, "signing_key_backup_dir": str(tmp_path / "backups"),
+        "signing_key_wait_sleep": 1, "signing_key_wait_timeout": 60, "signing_key_stop_after": "switch",
+        # Okera's pods read JWT_PUBLIC_KEY; the sidecar is rolled out by the switch alone.
+        "signing_key_restart_label_selector": "app.kubernetes.io/part-of=okera",
+        # Re-minting the system token is the integration tests' subject, not the sidecar's.
+        "signing_key_system_token": False,
+        "signing_key_authserver_sidecars": [{"secret_name": "kid-check-authserver-key", "deployment": "kid-check"}]}}}}))
+    started = time.monotonic()
+    done = ansible_playbook(tmp_path, "rotate_signing_key.yml", "-i", str(inventory))
+    FIGURES["rotate_signing_key.yml to the switch, one sidecar in podman"] = "%.0f s" % (time.monotonic() - started)
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    assert "Check that each sidecar's auth server signs with the new key" in done.stdout
+
+    new_key = keys.load_private_key(old_key.read_bytes())
+    new_kid = fingerprint(new_key)
+    assert new_kid != old_kid and (tmp_path / "signing.pem.previous").read_bytes() == sandbox.signing_key.read_bytes()
+    new_pods = _ready_pods(sandbox, "app=kid-check")
+    assert new_pods and old_pod["metadata"]["uid"] not in {pod["metadata"]["uid"] for pod in new_pods}
+    for new_pod in new_pods:
+        assert _signing_kid(sandbox, new_pod) == new_kid
+        container = "default-%s-%s-authserver" % (new_pod["metadata"]["name"], new_pod["metadata"]["uid"][:8])
+        minted = podman.exec(container, "python", "-c", MINT % 5001)
+        assert minted.returncode == 0, minted.stderr
+        token = minted.stdout.strip()
+        assert tokens.decode_unverified(token).header["kid"] == new_kid
+        public = {"new": keys.load_public_keys(keys.public_key_pem(new_key.public_key())),
+                  "old": keys.load_public_keys(keys.public_key_pem(keys.load_private_key(sandbox.signing_key.read_bytes()).public_key()))}
+        assert tokens.verify(token, public["new"], ["RS512"]).valid
+        assert not tokens.verify(token, public["old"], ["RS512"]).valid
+    done = kubectl(sandbox, "delete", "deployment", "kid-check")
+    assert done.returncode == 0, done.stderr
 
 
 def test_stopping_the_sandbox_removes_its_pods(podman, image, tmp_path):

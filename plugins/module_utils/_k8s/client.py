@@ -317,8 +317,19 @@ def request(api_client: Any, what: str, method: str, path: str, body: Any = None
     not through its typed API classes, whose import builds hundreds of models (over a second per
     module run). Failures become ClusterError, with the status for API answers.
     """
+    text = request_text(api_client, what, method, path, body, content_type, query, sleeper)
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        raise ClusterError("%s: the API server at %s did not answer JSON" % (what, server_of(api_client))) from None
+
+
+def request_text(api_client: Any, what: str, method: str, path: str, body: Any = None,
+                 content_type: str = "application/json", query: Optional[Mapping[str, str]] = None,
+                 sleeper: Callable[[float], None] = time.sleep, accept: str = "application/json") -> str:
+    """request() with the answer as the text the server sent (a pod's log is text/plain)."""
     configuration = api_client.configuration
-    headers = {"Accept": "application/json", "User-Agent": "okera.auth"}
+    headers = {"Accept": accept, "User-Agent": "okera.auth"}
     headers.update(api_client.default_headers)
     for setting in configuration.auth_settings().values():
         if setting.get("in") == "header" and setting.get("value"):
@@ -350,10 +361,7 @@ def request(api_client: Any, what: str, method: str, path: str, body: Any = None
         if attempt:
             error = ClusterError("%s (asked %d times)" % (error, attempt + 1), error.status)
         raise error
-    try:
-        return json.loads(text) if text else {}
-    except ValueError:
-        raise ClusterError("%s: the API server at %s did not answer JSON" % (what, server_of(api_client))) from None
+    return text
 
 
 def _retry_wait(response: Any, attempt: int) -> float:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import json
 import os
 import re
@@ -206,6 +207,20 @@ def _podman_name(pod: dict) -> str:
     return "%s-%s-%s" % (meta["namespace"], meta["name"], meta["uid"][:8])
 
 
+# podman refuses a secret (or volume) name over 64 characters; a Deployment's pod name and its
+# key Secret's name together (default-token-client-7d9f8c6b5d-x2x4q-1a2b3c4d-token-client-authserver-key) exceed it.
+PODMAN_NAME_LIMIT = 64
+
+
+def _local_name(pod_name: str, source: str) -> str:
+    """The pod's own name for a Secret or ConfigMap it mounts: both names, shortened with a hash when too long."""
+    name = "%s-%s" % (pod_name, source)
+    if len(name) <= PODMAN_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+    return "%s-%s" % (name[:PODMAN_NAME_LIMIT - len(digest) - 1].rstrip("-."), digest)
+
+
 def _decoded(value: str) -> str:
     try:
         return base64.b64decode(value).decode("utf-8", errors="replace")
@@ -238,7 +253,7 @@ def pod_documents(store: Store, pod: dict) -> List[Dict[str, Any]]:
                 if volume[kind].get("optional"):
                     continue
                 raise MissingReference('%s "%s" not found' % (kind.lower(), volume[kind].get(reference, "")))
-            local = "%s-%s" % (name, volume[kind][reference])
+            local = _local_name(name, volume[kind][reference])
             volume[kind][reference] = local
             if kind == "secret":
                 data = {key: base64.b64encode(_decoded(value).encode("utf-8")).decode("ascii")

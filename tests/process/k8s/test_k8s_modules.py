@@ -138,3 +138,41 @@ def test_delete_pods_waits_for_ready_replacements(restart, run_module, auth, san
     assert len(result["deleted_pods"]) == 2 and result["status"]["pods"] == "2/2 replacement pod(s) ready"
     new = {pod.metadata.uid for pod in sandbox.core().list_namespaced_pod("default", label_selector="app=cdas-rest-server").items}
     assert new and not (new & old)
+
+
+@pytest.fixture
+def pod_log():
+    from ansible_collections.okera.auth.plugins.modules import k8s_pod_log_info
+    return k8s_pod_log_info
+
+
+def test_pod_log_info_reads_each_ready_pod_of_a_workload_as_kubectl_logs(pod_log, run_module, auth, sandbox):
+    result, failed = run_module(pod_log, dict(auth, name="cdas-rest-server", search=r"^\S+ (.+)$", return_log=True),
+                                check_mode=True)
+    assert not failed, result.get("msg")
+    pods = {pod.metadata.name for pod in sandbox.core().list_namespaced_pod("default", label_selector=result["selector"]).items}
+    assert {entry["name"] for entry in result["pods"]} == pods and len(pods) == 2
+    for entry in result["pods"]:
+        shown = subprocess.run(["kubectl", "--kubeconfig", str(sandbox.kubeconfig), "logs", entry["name"]],
+                               capture_output=True, text=True, check=False)
+        assert shown.returncode == 0 and entry["lines"] == shown.stdout.splitlines() and entry["lines"], shown.stderr
+        assert entry["match"] == entry["lines"][-1] and entry["value"] == entry["lines"][-1].split(" ", 1)[1]
+
+    # Waiting for the value the pods logged is done at once; another value fails at once, naming the pod.
+    value = result["pods"][0]["value"]
+    waited, failed = run_module(pod_log, dict(auth, name="cdas-rest-server", search=r"^\S+ (.+)$", expect=value))
+    assert not failed and "lines" not in waited["pods"][0], waited.get("msg")
+    wrong, failed = run_module(pod_log, dict(auth, label_selector=result["selector"], search=r"^\S+ (.+)$",
+                                             expect="another value", wait_timeout=30))
+    assert failed and wrong["msg"].startswith("pods in namespace default matching %s: " % result["selector"])
+    assert "logged another value than another value" in wrong["msg"] and result["pods"][0]["name"] in wrong["msg"]
+
+
+def test_pod_log_info_without_the_line_fails_after_the_wait_naming_the_pods(pod_log, run_module, auth, sandbox):
+    result, failed = run_module(pod_log, dict(auth, name="cerebro-planner", search=r"kid=(\S+)", expect="abc",
+                                              wait_timeout=1, wait_sleep=1))
+    pods = sorted(pod.metadata.name for pod in sandbox.core().list_namespaced_pod("default", label_selector=result["selector"]).items)
+    assert failed and result["msg"] == "Deployment default/cerebro-planner: no matching line yet from %s after 1 s; " \
+        "raise wait_timeout, or look at the pods' logs" % ", ".join(pods)
+    result, failed = run_module(pod_log, dict(auth, name="no-such-service"))
+    assert failed and "read Deployment default/no-such-service" in result["msg"] and "404" in result["msg"]

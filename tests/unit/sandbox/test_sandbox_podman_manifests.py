@@ -56,6 +56,17 @@ def test_environment_is_resolved_and_volumes_get_their_objects_under_pod_names(s
     assert secret_names([played]) == [name + "-key"]
 
 
+def test_long_pod_and_secret_names_are_shortened_to_what_podman_takes(store):
+    store.create(SECRETS, "default", {"metadata": {"name": "token-client-authserver-key"}, "data": {"k": _b64("v")}})
+    pods = [_pod(store, "token-client-7d9f8c6b5d-x2x4%s" % letter,
+                 volumes=[{"name": "key", "secret": {"secretName": "token-client-authserver-key"}}]) for letter in "qr"]
+    names = [pod_documents(store, pod)[0]["metadata"]["name"] for pod in pods]
+    assert all(len(name) <= 64 and name[0].isalnum() and name[-1].isalnum() for name in names)
+    assert names[0] != names[1] and all(name.startswith("default-token-client-7d9f8c6b5d-x2x4") for name in names)
+    played = pod_documents(store, pods[0])[-1]
+    assert played["spec"]["volumes"][0]["secret"]["secretName"] == names[0] and secret_names([played]) == [names[0]]
+
+
 def test_missing_secret_is_a_config_error(store):
     pod = _pod(store, volumes=[{"name": "gone", "secret": {"secretName": "gone"}}])
     with pytest.raises(MissingReference, match='secret "gone" not found'):
