@@ -13,15 +13,29 @@ Start-up problems are one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Optional, Sequence
 
-from okera_auth.module_utils.errors import OkeraAuthError
-from okera_auth.module_utils.keys import HAS_CRYPTO_LIBS
-from .app import AuthServer
-from .events import EventLog
-from .options import parse_settings
+# The server speaks plain HTTP and signs with the OpenSSL inside cryptography, yet asyncio
+# imports ssl and hashlib imports _hashlib, which map the system's libssl and libcrypto: 4.5 MiB
+# of every sidecar's RSS. Both are kept out while the server's modules are imported (asyncio
+# then has no TLS, hashlib uses its built-in SHA-2) and importable again afterwards, so that
+# boto3 (--private-key-secret-id) imports ssl as usual when it is used.
+_NOT_NEEDED = ("ssl", "_ssl", "_hashlib")
+_KEPT_OUT = [name for name in _NOT_NEEDED if name not in sys.modules]
+sys.modules.update(dict.fromkeys(_KEPT_OUT))
+try:
+    import asyncio
+
+    from okera_auth.module_utils.errors import OkeraAuthError
+    from okera_auth.module_utils.keys import HAS_CRYPTO_LIBS
+    from .app import AuthServer
+    from .events import EventLog
+    from .options import parse_settings
+finally:
+    for _kept_out in _KEPT_OUT:
+        if sys.modules.get(_kept_out, "") is None:
+            del sys.modules[_kept_out]
 
 EXIT_USAGE = 2
 # With --workers N, a signing thread whose RSA operation is done waits for the GIL to write

@@ -43,6 +43,14 @@ def test_tutorial_command_prints_a_token_that_verifies(start_daemon, pem_key):
     assert token not in daemon.log()
 
 
+def test_no_tls_library_is_loaded(refusing_daemon):
+    """Plain HTTP only: the system's libssl (ssl, _hashlib) stays out of a sidecar's memory."""
+    assert refusing_daemon.get("/healthz")[0] == 200
+    mapped = Path("/proc/%d/maps" % refusing_daemon.process.pid).read_text()
+    assert "cryptography" in mapped  # the maps are the server's own and list its libraries
+    assert not [line for line in mapped.splitlines() if "libssl" in line or "_ssl." in line or "_hashlib." in line]
+
+
 def test_body_is_the_token_file_path(start_daemon):
     daemon = start_daemon()
     status, headers, body = daemon.get("/janedoe")
