@@ -45,6 +45,10 @@ def usable_cpus() -> int:
 # --processes auto on a big node stops here: a token daemon with more than this many worker
 # processes would hold memory (about 25 MiB each) for a rate no node needs.
 AUTO_PROCESSES_MAX = 4
+# What --processes and --workers may ask for at most: more processes or threads than CPUs only
+# cost memory, and an unbounded number would fork or spawn until the node runs out.
+PROCESSES_MAX = 64
+WORKERS_MAX = 64
 
 
 def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> Optional[int]:
@@ -125,10 +129,21 @@ def _zero_or_more(value: str, what: str) -> int:
     return number
 
 
+def _at_most(number: int, highest: int, what: str) -> int:
+    if number > highest:
+        raise StartupError("%s %d is more than %d: give at most one per CPU (this node has %d)"
+                           % (what, number, highest, usable_cpus()))
+    return number
+
+
 def _processes(value: Any, what: str) -> int:
     if str(value).strip().lower() == "auto":
         return auto_processes()
-    return _at_least_one(value, what)
+    return _at_most(_at_least_one(value, what), PROCESSES_MAX, what)
+
+
+def _workers(value: Any, what: str) -> int:
+    return _at_most(_zero_or_more(value, what), WORKERS_MAX, what)
 
 
 def _duration(value: str, _what: str) -> int:
@@ -322,10 +337,10 @@ OPTIONS: Tuple[Option, ...] = (
     Option("processes", ("--processes",), default="1", convert=_processes, metavar="N|auto",
            help="worker processes serving on the same port (SO_REUSEPORT), each signing in "
                 "its own thread: auto is one per CPU the server may use (its cpuset and "
-                "cgroup CPU quota), at most %d (default 1)" % AUTO_PROCESSES_MAX),
-    Option("workers", ("--workers",), default=0, convert=_zero_or_more,
-           help="signing threads per process; 0 (default) signs in the process's own thread, "
-                "which is faster: use --processes for more CPUs"),
+                "cgroup CPU quota), at most %d; N at most %d (default 1)" % (AUTO_PROCESSES_MAX, PROCESSES_MAX)),
+    Option("workers", ("--workers",), default=0, convert=_workers,
+           help="signing threads per process, at most %d; 0 (default) signs in the process's own "
+                "thread, which is faster: use --processes for more CPUs" % WORKERS_MAX),
     Option("no_jti", ("--no-jti",), default=False, switch=True, convert=_true_or_false,
            help="leave out the jti claim (a random token id, added by default)"),
     Option("header_timeout", ("--header-timeout",), default="10s", convert=_duration,

@@ -82,12 +82,21 @@ def test_flags_win_over_environment(monkeypatch):
     (["-k", "k"], {"CLAIMS": "[1]"}, "must be a JSON object"),
     (["-k", "k"], {"PORT": "http"}, "is not a whole number"),
     (["-k", "k", "-p", "70000"], {}, "between 0 and 65535"),
+    # Unbounded, these would fork or spawn until the node runs out.
+    (["-k", "k", "--processes", "65"], {}, "processes 65 is more than 64: give at most one per CPU"),
+    (["-k", "k"], {"PROCESSES": "99999"}, "is more than 64"),
+    (["-k", "k", "--workers", "100000"], {}, "workers 100000 is more than 64"),
 ])
 def test_bad_settings_are_one_line_errors(monkeypatch, argv, env, message):
     for name, value in env.items():
         monkeypatch.setenv("OKERA_AUTHSERVER_" + name, value)
     with pytest.raises(StartupError, match=re.escape(message)):
         parse_settings(argv)
+
+
+def test_the_most_processes_and_workers_are_accepted():
+    settings = parse_settings(["-k", "k", "--processes", "64", "--workers", "64"])
+    assert (settings.processes, settings.workers) == (64, 64)
 
 
 def test_bad_duration_is_an_error():
