@@ -92,7 +92,7 @@ objects:
 """
 
 from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
-from ansible_collections.okera.auth.plugins.module_utils._k8s.client import ClusterError, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, describe_target
 from ansible_collections.okera.auth.plugins.module_utils._k8s.apply import apply_all
 
 

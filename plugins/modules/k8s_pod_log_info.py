@@ -144,7 +144,7 @@ import re
 import time
 
 from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
-from ansible_collections.okera.auth.plugins.module_utils._k8s.client import ClusterError, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, describe_target
 from ansible_collections.okera.auth.plugins.module_utils._k8s.logs import pod_logs, wait_for_expected, workload_selector
 from ansible_collections.okera.auth.plugins.module_utils._k8s.rollout import WORKLOAD_KINDS, Workload
 

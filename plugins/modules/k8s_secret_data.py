@@ -171,7 +171,7 @@ import os
 
 from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
 from ansible_collections.okera.auth.plugins.module_utils.errors import FileWriteError
-from ansible_collections.okera.auth.plugins.module_utils._k8s.client import ClusterError, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, describe_target
 from ansible_collections.okera.auth.plugins.module_utils._k8s.secrets import backup_file_name, set_secret_data
 
 

@@ -179,10 +179,7 @@ elapsed:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.okera.auth.plugins.module_utils._k8s.client import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClusterError, auth_argument_spec, build_api_client, describe_target,
-)
-from ansible_collections.okera.auth.plugins.module_utils._k8s.services import read_service
+from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, auth_argument_spec, describe_target
 from ansible_collections.okera.auth.plugins.module_utils.okera_rest import (
     RestCheckError, base_url, check_cluster, service_url, ssl_context,
 )
@@ -192,6 +189,12 @@ def _find_url(module: AnsibleModule) -> tuple:
     params = module.params
     if params["url"]:
         return base_url(params["url"]), "given"
+    # Only finding the URL needs the kubernetes library: a check given the URL does not import it (half a second).
+    # pylint: disable=import-outside-toplevel  # see above
+    from ansible_collections.okera.auth.plugins.module_utils._k8s.client import (
+        HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, build_api_client,
+    )
+    from ansible_collections.okera.auth.plugins.module_utils._k8s.services import read_service
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes") + " (or give url)", exception=KUBERNETES_IMPORT_ERROR)
     where = "Service %s/%s" % (params["namespace"], params["service_name"])

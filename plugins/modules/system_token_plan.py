@@ -9,9 +9,12 @@ module: system_token_plan
 short_description: Decide which of an Okera cluster's system tokens to rotate, and why
 version_added: 0.1.0
 description:
-  - The decision of the role C(okera.auth.system_token), made from data already read. For each key
-    of O(secret_keys) it decodes the token in O(tokens), verifies it with the cluster's public
-    key(s) and algorithm, and says whether to rotate it and why.
+  - The decision of the role C(okera.auth.system_token). For each key of O(secret_keys) it decodes
+    the token (from O(tokens), or read from the Secret O(secret)), verifies it with the cluster's
+    public key(s) and algorithm, and says whether to rotate it and why.
+  - With O(secret), O(config_secret) and O(rest_service) it also reads what the decision needs
+    from the cluster (with the options of M(okera.auth.k8s_secret_data_info)), in one run instead
+    of one task each.
   - "A token is rotated, for the first reason that holds: it is C(missing); C(unreadable) (not a
     JWT, malformed, or a C(sub), C(iss) or C(groups) claim of the wrong type), with the reason;
     it C(does not verify with the cluster key), with the reason (another key, another algorithm,
@@ -31,15 +34,18 @@ description:
   - The catalog admins are O(catalog_admins), else Okera's comma-separated C(CATALOG_ADMINS) in
     O(config). A new token must have one of them in its groups, or the cluster refuses it; when it
     would not, RV(refusal) says why (the role then stops before changing anything).
-  - Never returns a token. Messages name the role's variables, since the role is what calls it.
+  - Returns no token, except the ones read from O(secret) in RV(current.data) - give the task
+    C(no_log=true) when it reads a Secret. Messages name the role's variables, since the role is
+    what calls it.
 author:
   - okera.auth maintainers (@okera)
 extends_documentation_fragment:
+  - okera.auth.k8s_auth
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    details: Reads only its options.
+    details: It only reads; in check mode too.
   diff_mode:
     support: none
   platform:
@@ -52,8 +58,75 @@ options:
     description:
       - The token Secret's data, decoded (key to token text), as M(okera.auth.k8s_secret_data_info) returns it
         with C(return_content=true). Keys not in O(secret_keys) are ignored.
+      - With O(secret), the tokens read from it are added to these (e.g. O(tokens) holds those read from S3).
     type: dict
-    required: true
+    default: {}
+  secret:
+    description:
+      - Read the tokens of O(secret_keys) from this Secret of the cluster, and its annotation
+        C(okera.auth/rotation-unfinished) (so O(unfinished_marker) is not used). RV(current) says what it holds.
+      - Fails, naming the role's variables, when the Secret does not exist or holds binary data under one of
+        O(secret_keys).
+    type: dict
+    suboptions:
+      namespace:
+        description: Its namespace.
+        type: str
+        default: default
+      name:
+        description: Its name.
+        type: str
+        required: true
+      keys:
+        description: The keys of O(secret_keys) it holds; unset, all of them (the others come from O(tokens)).
+        type: list
+        elements: str
+  config_secret:
+    description:
+      - Read O(config) from this Secret of the cluster (only O(config_public_key_key), O(config_algorithm_key)
+        and O(config_catalog_admins_key)) unless O(config) is given. A Secret that does not exist is no O(config).
+    type: dict
+    suboptions:
+      namespace:
+        description: Its namespace.
+        type: str
+        default: default
+      name:
+        description: Its name.
+        type: str
+        required: true
+  rest_service:
+    description:
+      - Find Okera's REST API (RV(rest)) when the cluster is to be checked afterwards - when a token of
+        O(secret.keys) is to be rotated, or an unfinished rotation finished. It is O(rest_service.url) when given, else the load
+        balancer of this Service, as M(okera.auth.okera_rest_check) finds it. Not finding it is reported in
+        RV(rest), not a failure.
+    type: dict
+    suboptions:
+      url:
+        description: The REST API's base URL; when given, the Service is not read.
+        type: str
+      namespace:
+        description: The Service's namespace.
+        type: str
+        default: default
+      name:
+        description: The Service's name.
+        type: str
+        default: cdas-rest-server
+      port:
+        description: The Service port's name or number; unset, the first port.
+        type: str
+      scheme:
+        description: The URL's scheme.
+        type: str
+        choices: [http, https]
+        default: http
+  private_key_path:
+    description:
+      - The signing key file the new tokens will be minted with; only checked to be a file (not read), before
+        anything is read from the cluster, so that a wrong path stops the run first.
+    type: path
   secret_keys:
     description: The Secret keys that hold system tokens, each planned on its own, in this order.
     type: list
@@ -129,7 +202,18 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Read the current token(s)
+- name: Read the token(s), the cluster's key(s) and its REST API's address, and decide what to do
+  okera.auth.system_token_plan:
+    kubeconfig: ~/.kube/okera-prod.yaml
+    secret: {namespace: okera, name: secrets}
+    secret_keys: [SYSTEM_TOKEN_0]
+    config_secret: {namespace: okera, name: okera-config}
+    rest_service: {namespace: okera}
+    private_key_path: /etc/okera/signing-key.pem
+  register: plan
+  no_log: true
+
+- name: Or read the token(s) beforehand
   okera.auth.k8s_secret_data_info:
     namespace: okera
     name: secrets
@@ -139,7 +223,7 @@ EXAMPLES = r"""
   register: current
   no_log: true
 
-- name: Decide what to do with each token
+- name: Decide what to do with each of them
   okera.auth.system_token_plan:
     tokens: "{{ current.data }}"
     secret_keys: [SYSTEM_TOKEN_0, SYSTEM_TOKEN_1]
@@ -276,60 +360,181 @@ public_keys:
   returned: success
   type: list
   elements: str
+current:
+  description: What the Secret of O(secret) holds under O(secret.keys).
+  returned: when O(secret) is given
+  type: dict
+  contains:
+    data:
+      description: The tokens, decoded (key to text). Hide the task's result with C(no_log=true).
+      type: dict
+    hashes:
+      description: SHA-256 of each of them, as C(sha256:<hex>).
+      type: dict
+    resource_version:
+      description: The Secret's resourceVersion.
+      type: str
+rest:
+  description: Where Okera's REST API is, when O(rest_service) is given.
+  returned: when O(rest_service) is given
+  type: dict
+  contains:
+    needed:
+      description: Whether the cluster is to be checked (a token of O(secret.keys) to rotate, or a rotation to finish);
+        the other keys are only set when it is.
+      type: bool
+    url_found:
+      description: Whether it was found.
+      type: bool
+    url:
+      description: Its base URL.
+      type: str
+    url_from:
+      description: C(given), or the Service it was read from.
+      type: str
+    reason:
+      description: Why it was not found.
+      type: str
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, auth_argument_spec, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, build_api_client
+from ansible_collections.okera.auth.plugins.module_utils._k8s.secrets import read_secret
+from ansible_collections.okera.auth.plugins.module_utils._k8s.services import read_service
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS,
 )
+from ansible_collections.okera.auth.plugins.module_utils.okera_rest import base_url, service_url
 from ansible_collections.okera.auth.plugins.module_utils.system_token import (
-    catalog_admins_of, cluster_keys, plan_rotation, rotation_refusal, unfinished_rotation,
+    ROTATION_MARKER, catalog_admins_of, cluster_keys, plan_rotation, rotation_refusal, unfinished_rotation,
 )
+
+_SECRET_SPEC = {"namespace": {"type": "str", "default": "default"}, "name": {"type": "str", "required": True}}
+
+
+def _read_token_secret(api_client, params):
+    """The token Secret's tokens (key to text) and what `current` reports; OkeraAuthError naming the role's variables."""
+    where = "Secret %s/%s" % (params["secret"]["namespace"], params["secret"]["name"])
+    check = "check system_token_namespace, system_token_secret_name, system_token_secret_keys and the cluster " \
+        "(system_token_kubeconfig, system_token_context)"
+    secret = read_secret(api_client, params["secret"]["namespace"], params["secret"]["name"])
+    if not secret.exists:
+        raise OkeraAuthError("%s does not exist: %s" % (where, check))
+    keys = [key for key in params["secret"]["keys"] or params["secret_keys"] if key in secret.data]
+    tokens = {}
+    for key in keys:
+        try:
+            tokens[key] = secret.data[key].decode("utf-8")
+        except UnicodeDecodeError:
+            raise OkeraAuthError("%s holds binary data, not a token, under %s: %s" % (where, key, check)) from None
+    current = {"data": tokens, "hashes": secret.hashes(keys), "resource_version": secret.resource_version}
+    return tokens, secret.annotations.get(ROTATION_MARKER), current
+
+
+def _read_config(api_client, params):
+    """The configuration Secret's three keys (decoded), or None when it does not exist."""
+    wanted = (params["config_public_key_key"], params["config_algorithm_key"], params["config_catalog_admins_key"])
+    secret = read_secret(api_client, params["config_secret"]["namespace"], params["config_secret"]["name"])
+    if not secret.exists:
+        return None
+    return {key: secret.data[key].decode("utf-8", "replace") for key in wanted if key in secret.data}
+
+
+def _find_rest_api(api_client_of, rest):
+    """Where Okera's REST API is: the given URL, else the Service's load balancer; never a failure."""
+    if rest["url"]:
+        try:
+            return {"url_found": True, "url": base_url(rest["url"]), "url_from": "given"}
+        except OkeraAuthError as error:
+            return {"url_found": False, "reason": str(error)}
+    try:
+        service = read_service(api_client_of(), rest["namespace"], rest["name"])
+        return {"url_found": True, "url": service_url(service, rest["scheme"], rest["port"]),
+                "url_from": "Service %s/%s" % (rest["namespace"], rest["name"])}
+    except OkeraAuthError as error:
+        return {"url_found": False, "reason": str(error)}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            tokens=dict(type="dict", required=True, no_log=True),
-            secret_keys=dict(type="list", elements="str", required=True, no_log=False),
-            # Public keys, returned again (as PEM) for verifying new tokens: hiding them from
-            # logs would mask them in the result too.
-            public_key_content=dict(type="list", elements="str", default=[], no_log=False),
-            config=dict(type="dict"),
-            config_name=dict(type="str", default="the configuration Secret"),
-            config_public_key_key=dict(type="str", default="JWT_PUBLIC_KEY", no_log=False),
-            config_algorithm_key=dict(type="str", default="JWT_ALGORITHM", no_log=False),
-            config_catalog_admins_key=dict(type="str", default="CATALOG_ADMINS", no_log=False),
-            catalog_admins=dict(type="list", elements="str"),
-            groups=dict(type="list", elements="str", default=[]),
-            unfinished_marker=dict(type="str"),
-            algorithm=dict(type="str"),
-            rotate_before=dict(type="str", default="7d"),
-            force=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
+    spec = auth_argument_spec()
+    spec.update(
+        tokens=dict(type="dict", default={}, no_log=True),
+        secret_keys=dict(type="list", elements="str", required=True, no_log=False),
+        # The Secret's name and keys, not its content.
+        secret=dict(type="dict", no_log=False, options=dict(_SECRET_SPEC, keys=dict(type="list", elements="str", no_log=False))),
+        config_secret=dict(type="dict", no_log=False, options=_SECRET_SPEC),
+        rest_service=dict(type="dict", options=dict(
+            url=dict(type="str"), namespace=dict(type="str", default="default"),
+            name=dict(type="str", default="cdas-rest-server"), port=dict(type="str"),
+            scheme=dict(type="str", choices=["http", "https"], default="http"))),
+        private_key_path=dict(type="path"),
+        # Public keys, returned again (as PEM) for verifying new tokens: hiding them from
+        # logs would mask them in the result too.
+        public_key_content=dict(type="list", elements="str", default=[], no_log=False),
+        config=dict(type="dict"),
+        config_name=dict(type="str", default="the configuration Secret"),
+        config_public_key_key=dict(type="str", default="JWT_PUBLIC_KEY", no_log=False),
+        config_algorithm_key=dict(type="str", default="JWT_ALGORITHM", no_log=False),
+        config_catalog_admins_key=dict(type="str", default="CATALOG_ADMINS", no_log=False),
+        catalog_admins=dict(type="list", elements="str"),
+        groups=dict(type="list", elements="str", default=[]),
+        unfinished_marker=dict(type="str"),
+        algorithm=dict(type="str"),
+        rotate_before=dict(type="str", default="7d"),
+        force=dict(type="bool", default=False),
     )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_CRYPTO_LIBS:
         module.fail_json(msg=missing_required_lib(CRYPTO_LIBS), exception=CRYPTO_LIBS_IMPORT_ERROR)
     params = module.params
+    key_path = params["private_key_path"]
+    if key_path and not os.path.isfile(key_path):
+        module.fail_json(msg="system_token_private_key_path %s is not a file; give the path of the cluster's signing "
+                             "key (PEM)" % key_path)
+    rest = params["rest_service"]
+    if (params["secret"] or params["config_secret"] or (rest and not rest["url"])) and not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    clients = []
+
+    def api_client():
+        if not clients:
+            clients.append(build_api_client(params))
+        return clients[0]
+
+    tokens, marker, result = dict(params["tokens"]), params["unfinished_marker"], {}
+    config = params["config"]
     try:
-        keys = cluster_keys(params["public_key_content"], params["algorithm"], params["config"],
+        if params["secret"]:
+            read, marker, result["current"] = _read_token_secret(api_client(), params)
+            tokens.update(read)
+        if params["config_secret"] and config is None:
+            config = _read_config(api_client(), params)
+        keys = cluster_keys(params["public_key_content"], params["algorithm"], config,
                             params["config_name"], params["config_public_key_key"],
                             params["config_algorithm_key"])
-        admins, admins_from = catalog_admins_of(params["config"], params["catalog_admins"], params["config_name"],
+        admins, admins_from = catalog_admins_of(config, params["catalog_admins"], params["config_name"],
                                                 params["config_catalog_admins_key"])
-        plan = plan_rotation(params["tokens"], params["secret_keys"], keys, params["rotate_before"],
+        plan = plan_rotation(tokens, params["secret_keys"], keys, params["rotate_before"],
                              params["force"], groups=params["groups"], catalog_admins=admins)
+    except ClusterError as error:
+        module.fail_json(msg=str(error), cluster=describe_target(params))
     except OkeraAuthError as error:
         module.fail_json(msg=str(error))
+    rotate_keys = [entry.key for entry in plan if entry.rotate]
+    unfinished = unfinished_rotation(marker, tokens)
+    if rest:
+        checked_keys = (params["secret"] or {}).get("keys") or (params["secret_keys"] if params["secret"] else [])
+        needed = bool(set(rotate_keys) & set(checked_keys)) or unfinished is not None
+        result["rest"] = dict(_find_rest_api(api_client, rest), needed=True) if needed else {"needed": False}
     module.exit_json(changed=False, plan=[entry.as_dict() for entry in plan],
                      catalog_admins=admins, catalog_admins_from=admins_from,
-                     refusal=rotation_refusal(plan, admins, admins_from),
-                     unfinished=unfinished_rotation(params["unfinished_marker"], params["tokens"]),
-                     rotate_keys=[entry.key for entry in plan if entry.rotate],
-                     algorithm=keys.algorithm, public_keys=keys.public_key_pems())
+                     refusal=rotation_refusal(plan, admins, admins_from), unfinished=unfinished,
+                     rotate_keys=rotate_keys, algorithm=keys.algorithm, public_keys=keys.public_key_pems(), **result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from .client import ClusterError, api_path, request
+from .auth import ClusterError
+from .client import api_path, request
 
 APPLIED_HASH_ANNOTATION = "okera.auth/applied-sha256"
 

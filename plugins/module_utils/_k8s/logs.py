@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Pattern, Tuple
 
-from .client import ClusterError, api_path, request, request_text
+from .auth import ClusterError
+from .client import api_path, request, request_text
 from .rollout import APPS_GROUP, _PLURAL, WORKLOAD_KINDS, Workload, list_pods, pod_is_ready
 
 

@@ -8,7 +8,8 @@ from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from .client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClusterError, auth_argument_spec, build_api_client
+from .auth import ClusterError, auth_argument_spec
+from .client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, build_api_client
 
 
 def cluster_module(argument_spec: Dict[str, Any], **kwargs: Any) -> AnsibleModule:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
-from .client import ClusterError
+from .auth import ClusterError
 from .rollout import _PLURAL, WORKLOAD_KINDS
 
 RESTART_MODES = ("rollout", "delete_pods", "none")

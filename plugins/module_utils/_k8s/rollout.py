@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .client import ClusterError, api_path, request
+from .auth import ClusterError
+from .client import api_path, request
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")

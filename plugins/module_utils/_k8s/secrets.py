@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..files import write_file_atomic
-from .client import ClusterError, api_path, request
+from .auth import ClusterError
+from .client import api_path, request
 
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_CONFLICT_RETRIES = 5

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from .client import ClusterError, api_path, request
+from .auth import ClusterError
+from .client import api_path, request
 
 
 def read_service(api_client: Any, namespace: str, name: str) -> Dict[str, Any]:
