@@ -15,6 +15,9 @@ description:
   - Idempotent. A token already at O(path) that verifies with this key and algorithm, carries the
     wanted claims, lives no longer than O(ttl) and has more than O(renew_before) left is kept.
     Times alone (C(iat), C(jti)) never cause a change; O(force=true) always renews.
+  - With O(verify_public_key_content) it also verifies the token it returns (new or kept) the way
+    M(okera.auth.jwt_token_info) does, and reports RV(valid) and RV(invalid_reason) without failing,
+    so that the caller decides what an invalid token means.
 author:
   - okera.auth maintainers (@okera)
 extends_documentation_fragment:
@@ -99,6 +102,18 @@ options:
     description: Mint a new token even when the existing one would be kept.
     type: bool
     default: false
+  verify_public_key_content:
+    description:
+      - Verification keys as text (PEM, certificates, OpenSSH public keys, JWK or JWKS; one item
+        may hold several PEM keys, as Okera's comma-separated C(JWT_PUBLIC_KEY) does, or base64 of
+        them), the forms O(okera.auth.jwt_token_info#module:public_key_content) takes.
+      - The token is verified with them, with O(algorithm) alone, and against O(subject),
+        O(issuer) and O(audience); the result is in RV(valid) and RV(invalid_reason). An empty
+        list verifies nothing, so RV(valid) is false.
+      - Keys that cannot be loaded fail the task before any token is written, with a reason that
+        never shows the keys. Never logged, since a private key may be given here by mistake.
+    type: list
+    elements: str
 seealso:
   - module: okera.auth.jwt_token_info
 """
@@ -124,6 +139,24 @@ EXAMPLES = r"""
     return_content: true
   register: user_token
   no_log: true
+
+- name: Mint a new system token and verify it with the cluster's public keys in the same task
+  okera.auth.jwt_token:
+    private_key_path: /etc/okera/jwt/private.pem
+    algorithm: rsa512
+    subject: okera_system_user
+    groups: [okera_admins]
+    ttl: 30d
+    return_content: true
+    verify_public_key_content:
+      - "{{ jwt_public_key }}"
+  register: new_token
+  no_log: true
+
+- name: Refuse a token the cluster would reject
+  ansible.builtin.assert:
+    that: new_token.valid
+    fail_msg: "the new token does not verify with the cluster's keys ({{ new_token.invalid_reason }})"
 """
 
 RETURN = r"""
@@ -163,6 +196,18 @@ reason:
   returned: success
   type: str
   sample: "the existing token expires in 86000s, within renew_before (864000s)"
+valid:
+  description:
+    - Whether the token verifies with O(verify_public_key_content), as RV(okera.auth.jwt_token_info#module:valid).
+  returned: when O(verify_public_key_content) is given
+  type: bool
+invalid_reason:
+  description:
+    - Why the token does not verify (the wording of RV(okera.auth.jwt_token_info#module:reason)); null when RV(valid) is true.
+    - Not called RV(reason), which says why a token was minted.
+  returned: when O(verify_public_key_content) is given
+  type: str
+  sample: "the signature does not verify with any of the 1 given key(s)"
 """
 
 import os
@@ -173,11 +218,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
 from ansible_collections.okera.auth.plugins.module_utils.files import write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
-    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key, read_key_file,
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key, load_public_keys,
+    read_key_file,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     Signer, TokenSpec, decode_unverified, expiry_facts, mint, parse_duration, parse_time,
-    renewal_reason, token_summary,
+    renewal_reason, token_summary, verify,
 )
 
 
@@ -228,6 +274,8 @@ def main():
             return_content=dict(type="bool", default=False),
             renew_before=dict(type="str", no_log=False),
             force=dict(type="bool", default=False),
+            # no_log: a private key may be given here by mistake.
+            verify_public_key_content=dict(type="list", elements="str", no_log=True),
         ),
         mutually_exclusive=[("private_key_path", "private_key_content"), ("ttl", "expires_at")],
         required_one_of=[("private_key_path", "private_key_content"), ("path", "return_content")],
@@ -241,7 +289,11 @@ def main():
     if not path and not params["return_content"]:
         module.fail_json(msg="give path, or set return_content: true, or the token is lost")
     now = int(time.time())
+    verdict = None
     try:
+        # Loaded first: keys that cannot be loaded fail the task before a token is written.
+        verify_keys = [entry for text in params["verify_public_key_content"] or []
+                       for entry in load_public_keys(text)]
         key_data = (read_key_file(params["private_key_path"], "private key")
                     if params["private_key_path"] else params["private_key_content"])
         signer = Signer(load_private_key(key_data, params["private_key_passphrase"]),
@@ -261,6 +313,9 @@ def main():
             token, header, claims = minted.token, minted.header, minted.claims
             if path and not module.check_mode:
                 write_file_atomic(path, (token + "\n").encode("ascii"), mode=0o600)
+        if params["verify_public_key_content"] is not None:
+            verdict = verify(token, verify_keys, [params["algorithm"]], issuer=spec.issuer,
+                             audience=params["audience"], subject=spec.subject)
     except OkeraAuthError as error:
         module.fail_json(msg=str(error))
     except OSError as error:
@@ -268,6 +323,8 @@ def main():
 
     result = dict(changed=reason is not None, claims=claims, header=header,
                   kid=header.get("kid", ""), reason=reason)
+    if verdict is not None:
+        result.update(valid=verdict.valid, invalid_reason=verdict.reason)
     result.update((name, value) for name, value in expiry_facts(claims, now).items()
                   if name != "expired")
     if path:

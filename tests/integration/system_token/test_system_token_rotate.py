@@ -142,6 +142,7 @@ def test_token_signed_with_another_key_is_refused_before_anything_changes(
     assert done.returncode != 0
     _assert_nothing_secret_in(_output(done), old, wrong_key)
     assert "does not verify with the cluster's public key(s)" in done.stdout
+    assert "(the signature does not verify with any of the " in done.stdout, "the reason is given"
     assert "nothing was changed" in done.stdout
     assert recap(done.stdout)["sandbox"]["changed"] == 0, "minting in memory is no change"
     assert sandbox.secret_value() == old and sandbox.secret().metadata.resource_version == version

@@ -149,3 +149,64 @@ def test_existing_token_from_other_key_is_replaced(module, run_module, args, oth
     result = run_module(module, args)[0]
     assert result["changed"] and "does not verify" in result["reason"]
     assert _verifies(args["path"], rsa_private_key)
+
+
+def _jwks(*private_keys):
+    return json.dumps({"keys": [dict(keys.public_jwk(key.public_key()),
+                                     kid=keys.jwk_thumbprint(key.public_key()))
+                                for key in private_keys]})
+
+
+def test_verify_public_key_content_checks_the_new_token(module, run_module, key_dir, rsa_public_pem,
+                                                        other_rsa_private_key):
+    args = {"private_key_path": str(key_dir / "private.pem"), "subject": "okera_system_user",
+            "algorithm": "rsa512", "return_content": True}
+    other = keys.public_key_pem(other_rsa_private_key.public_key())
+    result, failed = run_module(module, dict(args, verify_public_key_content=[rsa_public_pem.decode()]))
+    assert not failed and result["valid"] is True and result["invalid_reason"] is None
+    assert result["reason"] == "there is no token yet"
+    result, failed = run_module(module, dict(args, verify_public_key_content=[other]))
+    assert not failed and result["valid"] is False
+    assert result["invalid_reason"] == "the signature does not verify with any of the 1 given key(s)"
+    result, failed = run_module(module, dict(args, algorithm="RS256",
+                                             verify_public_key_content=[rsa_public_pem.decode()]))
+    assert not failed and result["valid"] is True and result["header"]["alg"] == "RS256"
+    result = run_module(module, args)[0]
+    assert "valid" not in result and "invalid_reason" not in result
+
+
+def test_verify_takes_a_jwks_and_checks_a_kept_token(module, run_module, args, rsa_private_key,
+                                                     other_rsa_private_key):
+    run_module(module, args)
+    jwks = _jwks(other_rsa_private_key, rsa_private_key)
+    result, failed = run_module(module, dict(args, verify_public_key_content=[jwks]))
+    assert not failed and not result["changed"] and result["valid"] is True
+    result = run_module(module, dict(args, verify_public_key_content=[_jwks(other_rsa_private_key)]))[0]
+    assert result["valid"] is False and "does not verify" in result["invalid_reason"]
+
+
+def test_unloadable_verify_key_fails_in_one_line_before_writing(module, run_module, args, rsa_key_pem):
+    private_pem = rsa_key_pem.decode()
+    for bad in ("not a key at all", private_pem):
+        result, failed = run_module(module, dict(args, verify_public_key_content=[bad]))
+        assert failed and "\n" not in result["msg"] and result["msg"]
+        assert bad.splitlines()[0] not in json.dumps(result)
+        assert private_pem.splitlines()[1] not in json.dumps(result)
+        assert not os.path.exists(args["path"])
+
+
+def test_verify_output_holds_no_private_key_or_passphrase(module, run_module, rsa_private_key,
+                                                          rsa_public_pem, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    encrypted = rsa_private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"correct horse")).decode()
+    result, failed = run_module(module, {"private_key_content": encrypted, "subject": "a",
+                                         "private_key_passphrase": "correct horse",
+                                         "path": str(tmp_path / "t"),
+                                         "verify_public_key_content": [rsa_public_pem.decode()]},
+                                diff=True)
+    assert not failed and result["valid"] is True
+    text = json.dumps(result)
+    assert "correct horse" not in text and encrypted.splitlines()[1] not in text
+    assert open(tmp_path / "t").read().strip() not in text
