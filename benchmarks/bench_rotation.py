@@ -5,8 +5,9 @@ ratio (1.0 would be perfect parallelism), beside the floor of the same Ansible o
 (a playbook of as many no-op tasks as the rotation runs) and the tutorial's manual procedure on
 the same cluster (a token minted in-process, then `kubectl patch` of the Secret, `kubectl
 delete pods --all` and a wait until every pod is ready again), then issue 13's goals: one cluster
-at most 3x the manual procedure, N clusters at most 2x one. Needs kubectl. Not part of the test
-run.
+at most 3x the manual procedure, N clusters at most 2x one. It also prints the CPU seconds of one
+cluster's rotation (every process it starts) and what they mean for N clusters on this machine's
+cores, and how long ansible-playbook takes to start. Needs kubectl. Not part of the test run.
 
     python benchmarks/bench_rotation.py [--clusters 8] [--rounds 2]
 """
@@ -17,6 +18,7 @@ import base64
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -95,12 +97,18 @@ def _inventory(path: Path, sandboxes, backups: Path) -> Path:
     return path
 
 
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(command, env) -> tuple:
-    started = time.monotonic()
+    """Wall seconds, CPU seconds (of every process it started) and output of a command."""
+    started, cpu = time.monotonic(), _cpu_of_children()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode:
         raise SystemExit("failed: %s\n%s" % (" ".join(map(str, command)), done.stdout[-3000:]))
-    return time.monotonic() - started, done.stdout
+    return time.monotonic() - started, _cpu_of_children() - cpu, done.stdout
 
 
 def main() -> None:
@@ -119,28 +127,36 @@ def main() -> None:
         try:
             one = _inventory(work / "one.yml", sandboxes[:1], work / "backups")
             many = _inventory(work / "many.yml", sandboxes, work / "backups")
-            single, parallel, manual, tasks = [], [], [], 0
+            single, single_cpu, parallel, manual, tasks = [], [], [], [], 0
             for _round in range(args.rounds):
                 manual.append(manual_rotation(sandboxes[0]))
-                seconds, output = _timed([playbook_tool, "-i", one, PLAYBOOK, "-e", "system_token_force=true"], env)
+                seconds, cpu, output = _timed([playbook_tool, "-i", one, PLAYBOOK, "-e", "system_token_force=true"], env)
                 single.append(seconds)
+                single_cpu.append(cpu)
                 tasks = int(re.search(r"ok=(\d+)", output.split("PLAY RECAP")[1]).group(1))
-                seconds, _output = _timed([playbook_tool, "-i", many, PLAYBOOK, "-e", "system_token_force=true",
-                                           "--forks", str(args.clusters)], env)
+                seconds, _cpu, _output = _timed([playbook_tool, "-i", many, PLAYBOOK, "-e", "system_token_force=true",
+                                                 "--forks", str(args.clusters)], env)
                 parallel.append(seconds)
             floor_playbook = work / "floor.yml"
             floor_playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
                 {"ansible.builtin.debug": {"msg": "x"}, "name": "no-op %d" % number} for number in range(tasks)]}]))
             floor = statistics.median(_timed([playbook_tool, floor_playbook], env)[0] for _round in range(args.rounds))
+            startup = statistics.median(_timed([playbook_tool, "--version"], env)[0] for _round in range(args.rounds))
         finally:
             for state_dir in sandboxes:
                 _sandbox("stop", "--state-dir", str(state_dir))
     one_s, many_s, manual_s = statistics.median(single), statistics.median(parallel), statistics.median(manual)
+    one_cpu, cores = statistics.median(single_cpu), len(os.sched_getaffinity(0))
     print("manual procedure, 1 cluster:    %6.1f s (mint, kubectl patch, delete pods, wait)" % manual_s)
-    print("rotation, 1 cluster:            %6.1f s (%d tasks)" % (one_s, tasks))
+    print("rotation, 1 cluster:            %6.1f s (%d tasks), %.1f CPU-s" % (one_s, tasks, one_cpu))
     print("rotation, %d clusters, forks %d: %6.1f s" % (args.clusters, args.clusters, many_s))
     print("parallel cost ratio (N / 1):    %6.2f" % (many_s / one_s))
+    # N clusters cannot take less than their CPU time spread over the cores: the bound any
+    # design of the same CPU cost per cluster meets at best.
+    print("CPU floor, %d clusters, %d cores: %6.1f s (%.2fx one cluster)" % (
+        args.clusters, cores, args.clusters * one_cpu / cores, args.clusters * one_cpu / cores / one_s))
     print("floor: %d no-op tasks:          %6.1f s" % (tasks, floor))
+    print("floor: ansible-playbook --version: %4.1f s" % startup)
     for text, ratio, ceiling in (("1 cluster against the manual procedure", one_s / manual_s, 3.0),
                                  ("%d clusters against 1" % args.clusters, many_s / one_s, 2.0)):
         print("goal %s: %s: %.2fx (<= %.0fx)" % ("met    " if ratio <= ceiling else "NOT met", text, ratio, ceiling))
