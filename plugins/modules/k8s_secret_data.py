@@ -54,6 +54,13 @@ options:
       - Their values are not secret, and are shown in results and diffs.
     type: dict
     default: {}
+  expect_hashes:
+    description:
+      - Write only if the Secret holds exactly these values, as C(sha256:<hex>) of each key's value (null for
+        a key that must be absent), in the version the patch is made on - a compare-and-swap, e.g. to
+        remove a marker only while the values written with it are still there.
+      - Otherwise the task fails, nothing is written, and RV(unexpected_keys) names the keys that differ.
+    type: dict
   create:
     description:
       - Create the Secret (of type O(type)) when it does not exist. Without it a missing Secret is
@@ -115,6 +122,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+unexpected_keys:
+  description: Keys of O(expect_hashes) whose values differed, when that failed the task.
+  returned: failure
+  type: list
+  elements: str
 changed_keys:
   description: Keys whose value was (or in check mode would be) changed.
   returned: always
@@ -172,7 +184,7 @@ import os
 from ansible_collections.okera.auth.plugins.module_utils._k8s.module import api_client_for, cluster_module
 from ansible_collections.okera.auth.plugins.module_utils.errors import FileWriteError
 from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, describe_target
-from ansible_collections.okera.auth.plugins.module_utils._k8s.secrets import backup_file_name, set_secret_data
+from ansible_collections.okera.auth.plugins.module_utils._k8s.secrets import UnexpectedValues, backup_file_name, set_secret_data
 
 
 def main() -> None:
@@ -182,6 +194,7 @@ def main() -> None:
             "namespace": {"type": "str", "default": "default"},
             "data": {"type": "dict", "default": {}, "no_log": True},
             "annotations": {"type": "dict", "default": {}},
+            "expect_hashes": {"type": "dict", "no_log": False},
             "create": {"type": "bool", "default": False},
             "type": {"type": "str", "default": "Opaque"},
             "conflict_retries": {"type": "int", "default": 5},
@@ -205,7 +218,9 @@ def main() -> None:
         result = set_secret_data(api_client, params["namespace"], params["name"], values, create=params["create"],
                                  secret_type=params["type"], check_mode=module.check_mode,
                                  conflict_retries=params["conflict_retries"], backup_path=backup_path,
-                                 annotations=annotations)
+                                 annotations=annotations, expect_hashes=params["expect_hashes"])
+    except UnexpectedValues as error:
+        module.fail_json(msg=str(error), unexpected_keys=error.keys, write_unknown=False)
     except ClusterError as error:
         # backup_file: written before the patch that failed.
         failure = {"status": error.status, "write_unknown": error.write_unknown}

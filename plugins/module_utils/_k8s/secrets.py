@@ -130,23 +130,46 @@ def write_backup(path: str, current: SecretData, keys: List[str]) -> str:
     return path
 
 
+class UnexpectedValues(ClusterError):
+    """The Secret does not hold what the caller expected (changed meanwhile): nothing was written."""
+
+    def __init__(self, message: str, keys: List[str]) -> None:
+        super().__init__(message, 412)
+        self.keys = keys
+
+
+def _check_expected(current: SecretData, expect_hashes: Optional[Mapping[str, Optional[str]]]) -> None:
+    if not expect_hashes:
+        return
+    held = current.hashes(sorted(expect_hashes))
+    unexpected = [key for key in sorted(expect_hashes) if held[key] != expect_hashes[key]]
+    if unexpected:
+        raise UnexpectedValues("%s no longer holds the expected value of %s (changed meanwhile by someone else): "
+                               "nothing was written" % (_describe(current.namespace, current.name),
+                                                        ", ".join(unexpected)), unexpected)
+
+
 def set_secret_data(api_client: Any, namespace: str, name: str, values: Mapping[str, Optional[bytes]],
                     create: bool = False, secret_type: str = "Opaque", check_mode: bool = False,
                     conflict_retries: int = DEFAULT_CONFLICT_RETRIES,
                     backup_path: Optional[str] = None,
-                    annotations: Optional[Mapping[str, Optional[str]]] = None) -> SetResult:
+                    annotations: Optional[Mapping[str, Optional[str]]] = None,
+                    expect_hashes: Optional[Mapping[str, Optional[str]]] = None) -> SetResult:
     """Set (or, for None, remove) keys of the Secret's data, and annotations, in one patch;
     only what differs is patched.
 
     The patch carries the resourceVersion that was read, so a concurrent writer makes the API
     server answer 409; the Secret is then read again and the patch recomputed, at most
-    `conflict_retries` more times. A backup is written only when data changes.
+    `conflict_retries` more times. A backup is written only when data changes. With
+    `expect_hashes` (key to value_hash, None for absent) nothing is written unless the Secret, as
+    read for the patch, holds exactly those values: UnexpectedValues otherwise.
     """
     keys = sorted(values)
     wanted_annotations = dict(annotations or {})
     conflicts = 0
     while True:
         current = read_secret(api_client, namespace, name)
+        _check_expected(current, expect_hashes)
         before = current.hashes(keys)
         after = {key: value_hash(values[key]) for key in keys}
         annotations_before = {key: current.annotations.get(key) for key in sorted(wanted_annotations)}

@@ -166,6 +166,39 @@ def test_pods_that_never_become_ready_bring_the_old_token_back(make_sandbox, wri
     assert _all_ready(sandbox)
 
 
+def test_a_token_changed_meanwhile_by_someone_else_is_not_marked_done_but_rolled_back(
+        make_sandbox, write_inventory, run_playbook):
+    sandbox = make_sandbox(token_ttl="2d")
+    old = sandbox.secret_value()
+    signer = tokens.Signer(keys.load_private_key_file(str(sandbox.signing_key)))
+    # A token the cluster accepts as well (the old one's issuer and catalog-admin groups).
+    theirs = tokens.mint(signer, tokens.TokenSpec(subject="okera_system_user", issuer=_claims(old).get("iss"),
+                                                  groups=_claims(old)["groups"], ttl=3600)).token
+    stop = threading.Event()
+
+    def other_writer() -> None:
+        # As soon as the rotation's patch is stored, another writer puts its own token in.
+        while not stop.is_set():
+            if sandbox.secret_value() != old:
+                sandbox.core().patch_namespaced_secret("secrets", "default", {"data": {
+                    "SYSTEM_TOKEN_0": base64.b64encode(theirs.encode()).decode()}})
+                return
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        done = run_playbook(ROTATE, "-i", str(write_inventory({"sandbox": sandbox})))
+    finally:
+        stop.set()
+        writer.join()
+    assert done.returncode != 0
+    assert "no longer holds the new token(s): it was changed meanwhile by someone else" in done.stdout, done.stdout[-3000:]
+    assert "the previous token(s) were put back" in done.stdout
+    assert sandbox.secret_value() == old and _all_ready(sandbox)
+    assert "okera.auth/rotation-unfinished" not in (sandbox.secret().metadata.annotations or {})
+
+
 class _ConflictingProxy(BaseHTTPRequestHandler):
     """Forwards to the sandbox; before forwarding a PATCH of Secret `secrets` it writes the Secret
     itself (as a concurrent writer would), so the sandbox answers that PATCH with a real 409."""

@@ -53,6 +53,29 @@ def test_sets_a_key_reports_hashes_only_and_is_idempotent(secret_data, run_modul
     assert not again_failed and not again["changed"] and again["changed_keys"] == []
 
 
+def test_expect_hashes_writes_only_over_the_expected_values(secret_data, run_module, auth, sandbox):
+    marker = {"okera.auth/rotation-unfinished": "{}"}
+    result, failed = run_module(secret_data, dict(auth, name="secrets", data={"CAS": "ours"}, annotations=marker))
+    assert not failed
+    ours = {"CAS": value_hash(b"ours")}
+    # Someone else writes the key meanwhile: the marker stays, nothing is written, the key is named.
+    sandbox.core().patch_namespaced_secret("secrets", "default", {"data": {"CAS": base64.b64encode(b"theirs").decode()}})
+    version = sandbox.secret().metadata.resource_version
+    unmark = dict(auth, name="secrets", annotations={"okera.auth/rotation-unfinished": None}, expect_hashes=ours)
+    result, failed = run_module(secret_data, unmark)
+    assert failed and result["unexpected_keys"] == ["CAS"] and result["write_unknown"] is False
+    assert result["msg"] == ("Secret default/secrets no longer holds the expected value of CAS (changed meanwhile by "
+                             "someone else): nothing was written")
+    assert sandbox.secret().metadata.resource_version == version and "theirs" not in json.dumps(result)
+    # A key expected absent (null) that is there fails too; the values expected, it writes.
+    result, failed = run_module(secret_data, dict(unmark, expect_hashes={"CAS": None}))
+    assert failed and result["unexpected_keys"] == ["CAS"]
+    result, failed = run_module(secret_data, dict(unmark, expect_hashes={"CAS": value_hash(b"theirs"), "GONE": None}))
+    assert not failed and result["changed_annotations"] == ["okera.auth/rotation-unfinished"]
+    assert "okera.auth/rotation-unfinished" not in (sandbox.secret().metadata.annotations or {})
+    run_module(secret_data, dict(auth, name="secrets", data={"CAS": None}))
+
+
 def test_check_mode_predicts_and_changes_nothing(secret_data, run_module, auth, sandbox):
     version = sandbox.secret().metadata.resource_version
     result, failed = run_module(secret_data, dict(auth, name="secrets", data={"EXTRA2": "x"}), check_mode=True)
