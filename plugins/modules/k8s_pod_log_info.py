@@ -73,7 +73,8 @@ options:
     type: int
     default: 60
   wait_sleep:
-    description: Seconds between reads while waiting.
+    description: At most this many seconds between two reads while waiting; the first reads come sooner (after
+      0.25 s, then doubling).
     type: int
     default: 2
   return_log:

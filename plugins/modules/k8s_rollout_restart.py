@@ -84,7 +84,8 @@ options:
     type: int
     default: 300
   wait_sleep:
-    description: Seconds between two checks while waiting.
+    description: At most this many seconds between two checks while waiting; the first checks come sooner (after
+      0.25 s, then doubling).
     type: int
     default: 2
 author:
