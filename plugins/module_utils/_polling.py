@@ -3,8 +3,11 @@
 """How long to pause between two checks of a wait-until-ready loop.
 
 A pod is often ready a fraction of a second after a restart; checking only every ``longest``
-seconds would make every wait last at least that long. So the first pauses are short and double
-up to ``longest`` (client-go's backoff towards a steady period), and none runs past the deadline.
+seconds would make every wait last at least that long. So the checks come ``first`` seconds after
+the start, then at twice the time waited so far (0.25, 0.5, 1, 2 s, ...) until ``longest``, and
+from there every ``longest`` seconds - client-go's backoff towards a steady period. Every check
+time of the plain every-``longest`` schedule stays one, so nothing is seen later than with it;
+no pause runs past the deadline.
 """
 from __future__ import annotations
 
@@ -14,10 +17,10 @@ FIRST_PAUSE = 0.25
 
 
 def pauses(longest: float, deadline: float, clock: Callable[[], float], first: float = FIRST_PAUSE) -> Iterator[float]:
-    """Seconds to sleep before each next check: ``first``, doubling, at most ``longest``, never past ``deadline``
-    (a ``clock()`` value)."""
+    """Seconds to sleep before each next check (see above); none beyond ``deadline``, a ``clock()`` value."""
     longest = max(0.0, longest)
-    pause = min(first, longest)
+    waited = 0.0
     while True:
+        pause = longest if waited >= longest else min(max(first, 2 * waited), longest) - waited
         yield min(pause, max(0.0, deadline - clock()))
-        pause = min(pause * 2, longest)
+        waited += pause

@@ -73,8 +73,8 @@ options:
     type: int
     default: 60
   wait_sleep:
-    description: At most this many seconds between two reads while waiting; the first reads come sooner (after
-      0.25 s, then doubling).
+    description: At most this many seconds between two reads while waiting; the first reads come sooner (0.25, 0.5,
+      1 s, ... after the first).
     type: int
     default: 2
   return_log:

@@ -86,8 +86,8 @@ options:
     type: int
     default: 30
   wait_sleep:
-    description: At most this many seconds between two attempts; the first retries come sooner (after 0.25 s, then
-      doubling).
+    description: At most this many seconds between two attempts; the first retries come sooner (0.25, 0.5, 1 s, ...
+      after the first).
     type: int
     default: 2
 notes:

@@ -68,4 +68,4 @@ def test_no_line_by_the_timeout_fails_naming_the_pod():
     clock = FakeClock()
     with pytest.raises(ClusterError, match=r"no matching line yet from a \(empty log\) after 5 s"):
         wait_for_expected(lambda: [_log("a", lines=())], "new", str(WORKLOAD), 5, 2, clock, clock.sleep)
-    assert clock.slept == [0.25, 0.5, 1, 2, 1.25] and clock.now == 5
+    assert clock.slept == [0.25, 0.25, 0.5, 1, 2, 1] and clock.now == 5

@@ -95,13 +95,13 @@ def test_poll_gives_up_at_the_deadline_with_the_last_summary():
     clock = FakeClock()
     with pytest.raises(ClusterError, match=r"Deployment ns/x not ready after 5 s: 0/1 ready; raise wait_timeout"):
         _poll(lambda: (False, "0/1 ready"), "Deployment ns/x", 5, 2, clock, clock.sleep)
-    assert clock.slept == [0.25, 0.5, 1, 2, 1.25]
+    assert clock.slept == [0.25, 0.25, 0.5, 1, 2, 1]
 
 
 def test_poll_sees_a_pod_ready_after_0_3_s_well_before_the_longest_pause():
     clock = FakeClock()
-    assert _poll(lambda: (clock() >= 0.3, "%g s" % clock()), "x", 60, 2, clock, clock.sleep) == "0.75 s"
-    assert clock.slept == [0.25, 0.5]
+    assert _poll(lambda: (clock() >= 0.3, "%g s" % clock()), "x", 60, 2, clock, clock.sleep) == "0.5 s"
+    assert clock.slept == [0.25, 0.25]
 
 
 def test_poll_returns_as_soon_as_done():

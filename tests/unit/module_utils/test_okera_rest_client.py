@@ -99,7 +99,7 @@ def test_503_and_refused_connections_are_retried_until_the_cluster_answers():
                                           (200, {"is_jwt_enabled": True})]})
     clock = FakeClock()
     check = _check(FakeCluster(answers), clock)
-    assert check.attempts == 3 and clock.slept == [0.25, 0.5] and check.elapsed == 0.8 and check.version is None
+    assert check.attempts == 3 and clock.slept == [0.25, 0.25] and check.elapsed == 0.5 and check.version is None
 
 
 def test_retrying_stops_at_the_deadline_with_the_last_problem():
@@ -107,9 +107,9 @@ def test_retrying_stops_at_the_deadline_with_the_last_problem():
     clock = FakeClock()
     with pytest.raises(RestCheckError) as failed:
         _check(FakeCluster(answers), clock, wait_timeout=5)
-    assert clock.slept == [0.25, 0.5, 1, 2, 1.25]
+    assert clock.slept == [0.25, 0.25, 0.5, 1, 2, 1]
     assert str(failed.value) == ("the Okera REST API at http://okera:8083: /api/databases answered 503: "
-                                 "no cdas-rest-server pod is ready (6 attempts in 5 s)")
+                                 "no cdas-rest-server pod is ready (7 attempts in 5 s)")
 
 
 def test_a_refused_token_fails_at_once_without_the_token_in_the_message():

@@ -1,4 +1,5 @@
-"""The pauses of a wait-until-ready loop: short at first, doubling, at most the longest, never past the deadline."""
+"""The pauses of a wait-until-ready loop: checks at doubling times up to the longest pause, then every longest pause,
+never past the deadline."""
 from __future__ import annotations
 
 import itertools
@@ -7,22 +8,32 @@ from fake_clock import FakeClock
 from okera_auth.module_utils._polling import pauses
 
 
-def _slept(longest, deadline, count, first=0.25):
+def _slept(longest, deadline, count):
     clock = FakeClock()
-    schedule = pauses(longest, deadline, clock, first)
-    for pause in itertools.islice(schedule, count):
+    for pause in itertools.islice(pauses(longest, deadline, clock), count):
         clock.sleep(pause)
     return clock
 
 
-def test_pauses_start_short_and_double_up_to_the_longest():
-    assert _slept(2, 100, 7).slept == [0.25, 0.5, 1, 2, 2, 2, 2]
-    assert _slept(5, 100, 6).slept == [0.25, 0.5, 1, 2, 4, 5]
+def _check_times(longest, count):
+    return list(itertools.accumulate(_slept(longest, 1000, count).slept))
+
+
+def test_checks_come_at_doubling_times_then_every_longest_pause():
+    assert _slept(2, 100, 7).slept == [0.25, 0.25, 0.5, 1, 2, 2, 2]
+    assert _check_times(2, 7) == [0.25, 0.5, 1, 2, 4, 6, 8]
+    assert _check_times(5, 8) == [0.25, 0.5, 1, 2, 4, 5, 10, 15]
+
+
+def test_every_check_of_the_fixed_schedule_stays_so_nothing_is_seen_later():
+    for longest in (1, 2, 3, 5, 7):
+        times = set(_check_times(longest, 40))
+        assert {longest * step for step in range(1, 20)} <= times, longest
 
 
 def test_no_pause_runs_past_the_deadline():
-    clock = _slept(2, 3, 6)
-    assert clock.slept == [0.25, 0.5, 1, 1.25, 0, 0] and clock.now == 3
+    clock = _slept(2, 3, 7)
+    assert clock.slept == [0.25, 0.25, 0.5, 1, 1, 0, 0] and clock.now == 3
 
 
 def test_a_longest_pause_below_the_first_is_kept():
