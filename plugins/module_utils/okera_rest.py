@@ -26,6 +26,7 @@ from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from ._http import http_open
+from ._polling import pauses
 from .errors import OkeraAuthError
 
 RETRIED_STATUSES = (502, 503, 504)
@@ -235,8 +236,8 @@ def check_cluster(url: str, token: str, subject: Optional[str] = None, timeout: 
                   sleeper: Callable[[float], None] = time.sleep) -> RestCheck:
     """Ask the REST API at ``url`` who ``token`` is and which databases it sees; RestCheckError if it fails.
 
-    Connection failures and 502/503/504 are retried every ``sleep`` seconds for ``wait_timeout``
-    seconds; the error then names the last problem and how long it was tried.
+    Connection failures and 502/503/504 are retried for ``wait_timeout`` seconds, at most ``sleep``
+    seconds apart (sooner at first, see _polling); the error then names the last problem and how long it was tried.
     """
     url = base_url(url)
     if not token or not str(token).strip():
@@ -245,6 +246,7 @@ def check_cluster(url: str, token: str, subject: Optional[str] = None, timeout: 
     opener = opener or _http_opener(context)
     started = clock()
     deadline = started + max(0.0, wait_timeout)
+    pause = pauses(sleep, deadline, clock)
     attempts = 0
     while True:
         attempts += 1
@@ -255,4 +257,4 @@ def check_cluster(url: str, token: str, subject: Optional[str] = None, timeout: 
         if not answer.retry or clock() >= deadline:
             tried = (" (%d attempts in %.0f s)" % (attempts, clock() - started)) if attempts > 1 else ""
             raise RestCheckError("the Okera REST API at %s: %s%s" % (url, answer.problem, tried))
-        sleeper(min(sleep, max(0.0, deadline - clock())))
+        sleeper(next(pause))

@@ -73,7 +73,8 @@ options:
     type: int
     default: 60
   wait_sleep:
-    description: Seconds between reads while waiting.
+    description: At most this many seconds between two reads while waiting; the first reads come sooner (0.25, 0.5,
+      1 s, ... after the first).
     type: int
     default: 2
   return_log:

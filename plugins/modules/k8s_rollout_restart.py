@@ -84,7 +84,8 @@ options:
     type: int
     default: 300
   wait_sleep:
-    description: Seconds between two checks while waiting.
+    description: At most this many seconds between two checks while waiting; the first checks come sooner (0.25, 0.5,
+      1 s, ... after the first).
     type: int
     default: 2
 author:

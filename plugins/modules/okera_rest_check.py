@@ -17,8 +17,8 @@ description:
     C(GET /api/databases) (the databases the token sees), each with the header
     C(Authorization: Bearer <token>). It fails when any of them does not succeed."
   - While the cluster restarts, connection failures and C(502), C(503) and C(504) answers are
-    retried every O(wait_sleep) seconds for O(wait_timeout) seconds; any other answer (C(401) for
-    a token the cluster does not accept) fails at once.
+    retried for O(wait_timeout) seconds, at most O(wait_sleep) seconds apart (the first retries come
+    sooner); any other answer (C(401) for a token the cluster does not accept) fails at once.
   - The REST API is at O(url) when given. Otherwise it is found like a client outside the cluster
     finds it - from Service O(service_name) of type C(LoadBalancer) in O(namespace) - its
     C(status.loadBalancer.ingress) address and its port (O(service_port), else the first one).
@@ -86,7 +86,8 @@ options:
     type: int
     default: 30
   wait_sleep:
-    description: Seconds between two attempts.
+    description: At most this many seconds between two attempts; the first retries come sooner (0.25, 0.5, 1 s, ...
+      after the first).
     type: int
     default: 2
 notes:

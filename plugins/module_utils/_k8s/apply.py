@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from .._polling import pauses
 from .auth import ClusterError
 from .client import api_path, request
 
@@ -117,11 +118,12 @@ def _read(api_client: Any, api_version: str, kind: str, namespace: str, name: st
 def _wait_until_gone(api_client: Any, api_version: str, kind: str, namespace: str, name: str,
                      timeout: float, sleep: float) -> None:
     deadline = time.monotonic() + timeout
+    pause = pauses(sleep, deadline, time.monotonic)
     while _read(api_client, api_version, kind, namespace, name) is not None:
         if time.monotonic() >= deadline:
             raise ClusterError("%s %s/%s was deleted to be created again but still exists after %s s; "
                                "raise wait_timeout or look at its finalizers" % (kind, namespace, name, timeout))
-        time.sleep(sleep)
+        time.sleep(next(pause))
 
 
 def apply_one(api_client: Any, manifest: Dict[str, Any], index: int, default_namespace: str,

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Pattern, Tuple
 
+from .._polling import pauses
 from .auth import ClusterError
 from .client import api_path, request, request_text
 from .rollout import APPS_GROUP, _PLURAL, WORKLOAD_KINDS, Workload, list_pods, pod_is_ready
@@ -115,6 +116,7 @@ def wait_for_expected(read: Callable[[], List[PodLog]], expect: str, what: str, 
     """Read until every pod's last match is ``expect``; ClusterError at once for a pod whose last match
     is another value, or when ``timeout`` has passed."""
     deadline = clock() + timeout
+    pause = pauses(sleep, deadline, clock)
     while True:
         logs = read()
         done, wrong, summary = expectation_state(logs, expect)
@@ -125,4 +127,4 @@ def wait_for_expected(read: Callable[[], List[PodLog]], expect: str, what: str, 
             return logs
         if clock() >= deadline:
             raise ClusterError("%s: %s after %g s; raise wait_timeout, or look at the pods' logs" % (what, summary, timeout))
-        sleeper(min(sleep, max(0.0, deadline - clock())))
+        sleeper(next(pause))

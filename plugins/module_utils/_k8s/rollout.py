@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .._polling import pauses
 from .auth import ClusterError
 from .client import api_path, request
 
@@ -128,6 +129,7 @@ def _read_workload(api_client: Any, workload: Workload) -> Dict[str, Any]:
 def _poll(check: Callable[[], Tuple[bool, str]], what: str, timeout: float, sleep: float,
           clock: Callable[[], float], sleeper: Callable[[float], None]) -> str:
     deadline = clock() + timeout
+    pause = pauses(sleep, deadline, clock)
     while True:
         done, summary = check()
         if done:
@@ -135,7 +137,7 @@ def _poll(check: Callable[[], Tuple[bool, str]], what: str, timeout: float, slee
         if clock() >= deadline:
             raise ClusterError("%s not ready after %g s: %s; raise wait_timeout, or look at the pods' "
                                "events and logs" % (what, timeout, summary))
-        sleeper(min(sleep, max(0.0, deadline - clock())))
+        sleeper(next(pause))
 
 
 def wait_for_rollouts(api_client: Any, workloads: Sequence[Workload], timeout: float, sleep: float,

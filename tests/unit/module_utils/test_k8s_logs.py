@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from fake_clock import FakeClock
 from okera_auth.module_utils._k8s.client import ClusterError
 from okera_auth.module_utils._k8s.logs import PodLog, expectation_state, last_match, selector_of, wait_for_expected
 from okera_auth.module_utils._k8s.rollout import Workload
@@ -50,32 +51,21 @@ def test_expectation_state(logs, done, wrong, summary):
     assert expectation_state(logs, "new") == (done, wrong, summary)
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def test_waits_until_every_pod_names_the_value():
-    clock, reads = _Clock(), iter([[_log("a")], [_log("a", "new")]])
+    clock, reads = FakeClock(), iter([[_log("a")], [_log("a", "new")]])
     logs = wait_for_expected(lambda: next(reads), "new", str(WORKLOAD), 10, 2, clock, clock.sleep)
-    assert [entry.value for entry in logs] == ["new"] and clock.now == 2
+    assert [entry.value for entry in logs] == ["new"] and clock.slept == [0.25]
 
 
 def test_another_value_fails_at_once_quoting_the_line():
-    clock = _Clock()
+    clock = FakeClock()
     with pytest.raises(ClusterError, match=r"Deployment okera/token-client: a \(old\) logged another value than new: kid=old"):
         wait_for_expected(lambda: [_log("a", "old")], "new", str(WORKLOAD), 10, 2, clock, clock.sleep)
     assert clock.now == 0
 
 
 def test_no_line_by_the_timeout_fails_naming_the_pod():
-    clock = _Clock()
+    clock = FakeClock()
     with pytest.raises(ClusterError, match=r"no matching line yet from a \(empty log\) after 5 s"):
         wait_for_expected(lambda: [_log("a", lines=())], "new", str(WORKLOAD), 5, 2, clock, clock.sleep)
-    assert clock.now == 5
+    assert clock.slept == [0.25, 0.25, 0.5, 1, 2, 1] and clock.now == 5

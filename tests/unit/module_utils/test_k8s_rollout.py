@@ -5,6 +5,7 @@ import datetime
 
 import pytest
 
+from fake_clock import FakeClock
 from okera_auth.module_utils._k8s.client import ClusterError
 from okera_auth.module_utils._k8s.rollout import RESTARTED_AT, _poll, pod_is_ready, replacement_state, restart_patch, rollout_state
 
@@ -91,16 +92,16 @@ def test_replacements_need_old_pods_gone_and_as_many_new_ready():
 
 
 def test_poll_gives_up_at_the_deadline_with_the_last_summary():
-    now = [0.0]
-    slept = []
-
-    def sleeper(seconds):
-        slept.append(seconds)
-        now[0] += seconds
-
+    clock = FakeClock()
     with pytest.raises(ClusterError, match=r"Deployment ns/x not ready after 5 s: 0/1 ready; raise wait_timeout"):
-        _poll(lambda: (False, "0/1 ready"), "Deployment ns/x", 5, 2, lambda: now[0], sleeper)
-    assert slept == [2, 2, 1]
+        _poll(lambda: (False, "0/1 ready"), "Deployment ns/x", 5, 2, clock, clock.sleep)
+    assert clock.slept == [0.25, 0.25, 0.5, 1, 2, 1]
+
+
+def test_poll_sees_a_pod_ready_after_0_3_s_well_before_the_longest_pause():
+    clock = FakeClock()
+    assert _poll(lambda: (clock() >= 0.3, "%g s" % clock()), "x", 60, 2, clock, clock.sleep) == "0.5 s"
+    assert clock.slept == [0.25, 0.25]
 
 
 def test_poll_returns_as_soon_as_done():

@@ -6,6 +6,7 @@ import urllib.error
 
 import pytest
 
+from fake_clock import FakeClock
 from okera_auth.module_utils.okera_rest import RestCheckError, base_url, check_cluster, service_url
 
 TOKEN = "eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJva2VyYV9zeXN0ZW1fdXNlciJ9.c2lnbmF0dXJl"
@@ -71,19 +72,8 @@ GOOD = {"/api/info": [(200, {"version": "2.19.0", "is_jwt_enabled": True})],
         "/api/databases": [(200, ["default", "okera_sample", "okera_system"])]}
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
-def _check(cluster, **options):
-    clock = Clock()
+def _check(cluster, clock=None, **options):
+    clock = clock or FakeClock()
     options = dict({"subject": "okera_system_user", "wait_timeout": 10, "sleep": 2}, **options)
     return check_cluster("http://okera:8083", TOKEN, opener=cluster, clock=clock, sleeper=clock.sleep, **options)
 
@@ -107,16 +97,19 @@ def test_503_and_refused_connections_are_retried_until_the_cluster_answers():
     answers = dict(GOOD, **{"/api/info": [urllib.error.URLError(ConnectionRefusedError(111, "refused")),
                                           (503, {"code": 503, "message": "no pod is ready"}),
                                           (200, {"is_jwt_enabled": True})]})
-    check = _check(FakeCluster(answers))
-    assert check.attempts == 3 and check.elapsed == 4.0 and check.version is None
+    clock = FakeClock()
+    check = _check(FakeCluster(answers), clock)
+    assert check.attempts == 3 and clock.slept == [0.25, 0.25] and check.elapsed == 0.5 and check.version is None
 
 
 def test_retrying_stops_at_the_deadline_with_the_last_problem():
     answers = dict(GOOD, **{"/api/databases": [(503, {"code": 503, "message": "no cdas-rest-server pod is ready"})]})
+    clock = FakeClock()
     with pytest.raises(RestCheckError) as failed:
-        _check(FakeCluster(answers), wait_timeout=5)
+        _check(FakeCluster(answers), clock, wait_timeout=5)
+    assert clock.slept == [0.25, 0.25, 0.5, 1, 2, 1]
     assert str(failed.value) == ("the Okera REST API at http://okera:8083: /api/databases answered 503: "
-                                 "no cdas-rest-server pod is ready (4 attempts in 5 s)")
+                                 "no cdas-rest-server pod is ready (7 attempts in 5 s)")
 
 
 def test_a_refused_token_fails_at_once_without_the_token_in_the_message():
