@@ -99,11 +99,11 @@ KILLED = {
     "minted": ({"method": "GET", "path": SECRET, "after": 1, "kill": True}, "untouched"),
     "patch-lost": ({"method": "PATCH", "path": SECRET, "kill": True}, "untouched"),
     "patch-stored": ({"method": "PATCH", "path": SECRET, "kill": True, "processed": True}, "new"),
-    # (Killed at the read-back, it takes the same way: the rollback cannot write either.)
     "waiting": ({"method": "GET", "path": WORKLOAD, "kill": True}, "new"),
     # The REST check passed (it asks the REST API, not the API server); the server dies at the next request,
-    # the read before the marker is removed: the rotation worked, nothing is rolled back.
-    "rest-checked": ({"method": "GET", "path": SECRET, "after": 3, "kill": True}, "new"),
+    # the read before the marker is removed (the plan's read, the patch's, then this one): the rotation
+    # worked, nothing is rolled back.
+    "rest-checked": ({"method": "GET", "path": SECRET, "after": 2, "kill": True}, "new"),
     # The REST API refuses the new token, so the rotation rolls back; the server dies at its first restart.
     "rollback": ({"method": "PATCH", "path_regex": RESTART, "after": 3, "kill": True}, "old"),
 }
