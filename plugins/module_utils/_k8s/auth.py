@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Mapping, Optional
 
+from .._http import without_userinfo
 from ..errors import OkeraAuthError
 
 # Each option of the shared argument spec and the environment variable it falls back to,
@@ -80,7 +81,7 @@ def resolve_auth_params(params: Mapping[str, Any], environ: Optional[Mapping[str
 def describe_target(params: Mapping[str, Any]) -> str:
     """How the user named the cluster, for messages: host, or context/kubeconfig."""
     if params.get("host"):
-        return str(params["host"])
+        return without_userinfo(params["host"])
     where = kubeconfig_name(params.get("kubeconfig"))
     return "context %s of %s" % (params["context"], where) if params.get("context") else where
 

@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, Dict, Mapping, Optional
 from urllib.parse import quote, urlencode
 
+from .._http import without_userinfo
 from .auth import ClusterError, describe_target, resolve_auth_params
 
 try:
@@ -256,11 +257,11 @@ def request_timeout(environ: Optional[Mapping[str, str]] = None) -> float:
 
 
 def server_of(api_client: Any) -> str:
-    return str(getattr(api_client.configuration, "host", "the API server"))
+    return without_userinfo(getattr(api_client.configuration, "host", "the API server"))
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = _SECRET_PATTERN.sub(r"\1 <redacted>", " ".join(str(text).split()))
+    text = _SECRET_PATTERN.sub(r"\1 <redacted>", without_userinfo(" ".join(str(text).split())))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
