@@ -317,6 +317,7 @@ MODULES = {
     "k8s_rollout_restart": {},
     "k8s_apply": {"definitions": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]},
     "okera_rest_check": {},
+    "system_token_plan": {"secret_keys": ["SYSTEM_TOKEN_0"], "secret": {"name": "secrets"}},
 }
 
 
