@@ -30,7 +30,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlsplit
 from urllib.request import Request
 
-from ._http import http_open
+from ._http import http_open, without_userinfo
 from .errors import ClaimsError, FileWriteError, MetricsError
 from .files import write_file_atomic
 from .tokens import parse_duration, parse_time
@@ -380,16 +380,10 @@ class Pushgateway:
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise MetricsError("Pushgateway URL %s is not an http:// or https:// URL" % self.shown())
+            raise MetricsError("Pushgateway URL %s is not an http:// or https:// URL" % without_userinfo(self.url))
         if parts.username or parts.password:
             raise MetricsError("the Pushgateway URL carries credentials: give them as the username and "
                                "password options instead, so they stay out of logs")
-
-    def shown(self) -> str:
-        """The URL without any credentials, for messages."""
-        parts = urlsplit(self.url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return parts._replace(netloc=netloc).geturl()
 
     def group_url(self, grouping: Mapping[str, str]) -> str:
         """<url>/metrics/job/<job>/<label>/<value>...; values with a "/" (or empty) in base64url."""
@@ -422,9 +416,9 @@ class Pushgateway:
         except HTTPError as error:
             detail = " ".join(error.read(300).decode("utf-8", "replace").split())
             raise MetricsError("the Pushgateway at %s answered %s %s%s" % (
-                self.shown(), error.code, error.reason, ": " + detail if detail else "")) from None
+                without_userinfo(self.url), error.code, error.reason, ": " + detail if detail else "")) from None
         except (URLError, OSError, ValueError) as error:
-            raise MetricsError("cannot push to the Pushgateway at %s: %s" % (self.shown(), _reason(error))) from None
+            raise MetricsError("cannot push to the Pushgateway at %s: %s" % (without_userinfo(self.url), _reason(error))) from None
 
     def group_samples(self, grouping: Mapping[str, str]) -> List[Sample]:
         """The samples the Pushgateway holds for the group (its /api/v1/metrics), without job and instance."""
@@ -435,9 +429,9 @@ class Pushgateway:
                 document = json.loads(answer.read(MAX_ANSWER + 1)[:MAX_ANSWER].decode("utf-8"))
         except HTTPError as error:
             raise MetricsError("the Pushgateway at %s answered %s %s to GET /api/v1/metrics" % (
-                self.shown(), error.code, error.reason)) from None
+                without_userinfo(self.url), error.code, error.reason)) from None
         except (URLError, OSError, ValueError) as error:
-            raise MetricsError("cannot read the Pushgateway at %s: %s" % (self.shown(), _reason(error))) from None
+            raise MetricsError("cannot read the Pushgateway at %s: %s" % (without_userinfo(self.url), _reason(error))) from None
         wanted = dict(grouping, job=self.job)
         found = []
         for group in (document.get("data") or []) if isinstance(document, dict) else []:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
-from ._http import http_open
+from ._http import has_userinfo, http_open, without_userinfo
 from ._polling import pauses
 from .errors import OkeraAuthError
 
@@ -69,6 +69,8 @@ class _Answer:
 def base_url(url: str) -> str:
     """``url`` without a trailing slash; RestCheckError unless it is http(s)://host[:port][/path]."""
     text = str(url or "").strip()
+    if has_userinfo(text):
+        raise RestCheckError("the URL holds a user name or password: give it without them; the check sends the token")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise RestCheckError("%r is not a base URL of the Okera REST API: give e.g. https://okera.example.com:8083"
@@ -130,7 +132,7 @@ def ssl_context(validate_certs: bool = True, ca_cert: Optional[str] = None) -> s
 
 
 def _shown(text: Any, secret: Optional[str] = None) -> str:
-    text = " ".join(str(text).split())
+    text = without_userinfo(" ".join(str(text).split()))
     if secret:
         text = text.replace(secret, "<token>")
     text = _CREDENTIALS.sub(r"\1 <redacted>", text)

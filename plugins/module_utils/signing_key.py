@@ -21,6 +21,8 @@ keys in the store) and reported with key fingerprints (RFC 7638 thumbprints), ne
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -114,6 +116,25 @@ def _read_marker(marker: Optional[str]) -> Optional[dict]:
             "fingerprints and public keys of old and new): remove it after checking JWT_PUBLIC_KEY by hand"
             % (ROTATION_ANNOTATION, ", ".join(STAGES)))
     return record
+
+
+def holds_private_key(text: Any) -> bool:
+    """Whether key text given as public holds private material: a PEM or OpenSSH private key (as
+    given or in base64), or a JWK with its private member ``d``."""
+    raw = str(text or "").strip()
+    if "PRIVATE KEY" in raw:
+        return True
+    try:
+        if b"PRIVATE KEY" in base64.b64decode("".join(raw.split()), validate=True):
+            return True
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return False
+    jwks = document.get("keys") if isinstance(document, dict) and isinstance(document.get("keys"), list) else [document]
+    return any(isinstance(jwk, dict) and "d" in jwk for jwk in jwks)
 
 
 def plan_rotation(cluster_public_keys: str, marker: Optional[str], current_key: Optional[str],

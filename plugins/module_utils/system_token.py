@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import KeyLoadError, TokenFormatError
-from .keys import DEFAULT_ALGORITHM, PublicKeyEntry, load_public_keys, normalize_algorithm, public_key_pem
+from .keys import DEFAULT_ALGORITHM, PublicKeyEntry, load_public_keys, normalize_algorithm, public_jwk
 from .tokens import decode_unverified, expiry_facts, is_numeric_date, iso8601, parse_duration, verify
 
 # What to set when the cluster's configuration holds no public key (the role's variables).
@@ -43,9 +43,13 @@ class ClusterKeys:
     entries: Sequence[PublicKeyEntry]
     algorithm: str
 
-    def public_key_pems(self) -> List[str]:
-        """Each key as SubjectPublicKeyInfo PEM: only public halves, whatever form they came in."""
-        return [public_key_pem(entry.key) for entry in self.entries]
+    def public_jwks(self) -> str:
+        """The keys as JWKS JSON text: only public halves, whatever form they came in.
+
+        Not the PEM the keys may have been given as: modules hide the given key text from logs,
+        and Ansible would mask it in the result as well.
+        """
+        return json.dumps({"keys": [public_jwk(entry.key) for entry in self.entries]})
 
 
 def cluster_keys(public_key_content: Sequence[str] = (), algorithm: Optional[str] = None,

@@ -145,12 +145,14 @@ from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuth
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS,
 )
-from ansible_collections.okera.auth.plugins.module_utils.signing_key import plan_rotation
+from ansible_collections.okera.auth.plugins.module_utils.signing_key import holds_private_key, plan_rotation
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            # Not no_log: the plan returns these PEMs again (the cluster's next JWT_PUBLIC_KEY), and
+            # Ansible would mask them there. A private key given here by mistake is hidden below.
             public_keys=dict(type="str", required=True, no_log=False),
             marker=dict(type="str"),
             current_key=dict(type="str", no_log=True),
@@ -165,6 +167,9 @@ def main():
     if not HAS_CRYPTO_LIBS:
         module.fail_json(msg=missing_required_lib(CRYPTO_LIBS), exception=CRYPTO_LIBS_IMPORT_ERROR)
     params = module.params
+    if holds_private_key(params["public_keys"]):
+        module.no_log_values.add(params["public_keys"])
+        module.fail_json(msg="public_keys holds a private key: give only the cluster's public key(s), its JWT_PUBLIC_KEY")
     try:
         plan = plan_rotation(params["public_keys"], params["marker"], params["current_key"], params["pending_key"],
                              params["previous_key"], params["grace_period"], params["now"], params["host"])

@@ -355,11 +355,15 @@ algorithm:
   returned: success
   type: str
   sample: RS512
-public_keys:
-  description: The verification keys as SubjectPublicKeyInfo PEM (public halves only), for verifying new tokens.
+public_jwks:
+  description:
+    - The verification keys as JWKS JSON text (public halves only), for verifying new tokens, e.g. as
+      an item of O(okera.auth.jwt_token#module:verify_public_key_content).
+    - A JWKS rather than the PEM given, since O(public_key_content) is hidden from logs and Ansible
+      masks its text wherever it appears in the result.
   returned: success
-  type: list
-  elements: str
+  type: str
+  sample: '{"keys": [{"kty": "RSA", "key_ops": ["verify"], "n": "0vx7ag...", "e": "AQAB"}]}'
 current:
   description: What the Secret of O(secret) holds under O(secret.keys).
   returned: when O(secret) is given
@@ -473,9 +477,9 @@ def main():
             name=dict(type="str", default="cdas-rest-server"), port=dict(type="str"),
             scheme=dict(type="str", choices=["http", "https"], default="http"))),
         private_key_path=dict(type="path"),
-        # Public keys, returned again (as PEM) for verifying new tokens: hiding them from
-        # logs would mask them in the result too.
-        public_key_content=dict(type="list", elements="str", default=[], no_log=False),
+        # Hidden: a private key given here by mistake must not reach -vvv output. The keys
+        # come back as JWKS text (public_jwks), which is not the text given, so stays unmasked.
+        public_key_content=dict(type="list", elements="str", default=[], no_log=True),
         config=dict(type="dict"),
         config_name=dict(type="str", default="the configuration Secret"),
         config_public_key_key=dict(type="str", default="JWT_PUBLIC_KEY", no_log=False),
@@ -534,7 +538,7 @@ def main():
     module.exit_json(changed=False, plan=[entry.as_dict() for entry in plan],
                      catalog_admins=admins, catalog_admins_from=admins_from,
                      refusal=rotation_refusal(plan, admins, admins_from), unfinished=unfinished,
-                     rotate_keys=rotate_keys, algorithm=keys.algorithm, public_keys=keys.public_key_pems(), **result)
+                     rotate_keys=rotate_keys, algorithm=keys.algorithm, public_jwks=keys.public_jwks(), **result)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
+from .._http import without_userinfo
 from ..errors import OkeraAuthError
 
 try:
@@ -196,7 +197,7 @@ class S3Store:
         if isinstance(error, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
                               botocore.exceptions.ReadTimeoutError)):
             return S3Error("cannot %s %s%s: S3 endpoint %s is unreachable (check endpoint_url, region and the network)"
-                           % (action, where, more, self.endpoint_url or "of the region"))
+                           % (action, where, more, without_userinfo(self.endpoint_url or "of the region")))
         if isinstance(error, botocore.exceptions.NoRegionError):
             return S3Error("cannot %s %s%s: no AWS region (give region or set AWS_REGION)" % (action, where, more))
         return S3Error("cannot %s %s%s: %s" % (action, where, more, _one_line(error)))
@@ -212,5 +213,6 @@ def _version(version_id: Optional[str]) -> Optional[str]:
 
 
 def _one_line(error: Any) -> str:
-    text = " ".join(str(error).split())
+    """The text of an error in one line, any URL in it (botocore names the endpoint) without credentials."""
+    text = without_userinfo(" ".join(str(error).split()))
     return text if len(text) <= 300 else text[:297] + "..."

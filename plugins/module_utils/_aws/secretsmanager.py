@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
+from .._http import without_userinfo
 from ..errors import OkeraAuthError
 from .s3 import AWS_ARGUMENT_SPEC, HAS_BOTO3, BOTO3_IMPORT_ERROR, REQUEST_TIMEOUT, _code, _one_line
 
@@ -158,7 +159,7 @@ class SecretStages:
         if isinstance(error, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
                               botocore.exceptions.ReadTimeoutError)):
             return SecretsManagerError("cannot %s %s: the Secrets Manager endpoint %s is unreachable (check endpoint_url, "
-                                       "region and the network)" % (action, where, self.endpoint_url or "of the region"))
+                                       "region and the network)" % (action, where, without_userinfo(self.endpoint_url or "of the region")))
         if isinstance(error, botocore.exceptions.NoRegionError):
             return SecretsManagerError("cannot %s %s: no AWS region (give region or set AWS_REGION)" % (action, where))
         return SecretsManagerError("cannot %s %s: %s" % (action, where, _one_line(error)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Mapping, Optional
 
+from .._http import without_userinfo
 from ..errors import OkeraAuthError
 
 # Each option of the shared argument spec and the environment variable it falls back to,
@@ -80,7 +81,15 @@ def resolve_auth_params(params: Mapping[str, Any], environ: Optional[Mapping[str
 def describe_target(params: Mapping[str, Any]) -> str:
     """How the user named the cluster, for messages: host, or context/kubeconfig."""
     if params.get("host"):
-        return str(params["host"])
-    kubeconfig = params.get("kubeconfig")
-    where = "inline kubeconfig" if isinstance(kubeconfig, dict) else (kubeconfig or "default kubeconfig")
-    return "context %s of %s" % (params["context"], where) if params.get("context") else str(where)
+        return without_userinfo(params["host"])
+    where = kubeconfig_name(params.get("kubeconfig"))
+    return "context %s of %s" % (params["context"], where) if params.get("context") else where
+
+
+def kubeconfig_name(kubeconfig: Any) -> str:
+    """How messages name the kubeconfig option: its path, never the content of an inline one."""
+    if kubeconfig is None or kubeconfig == "":
+        return "default kubeconfig"
+    if isinstance(kubeconfig, str) and "\n" not in kubeconfig:
+        return " ".join(kubeconfig.split())
+    return "inline kubeconfig"

@@ -18,10 +18,12 @@ import time
 from typing import Any, Callable, Dict, Mapping, Optional
 from urllib.parse import quote, urlencode
 
+from .._http import without_userinfo
 from .auth import ClusterError, describe_target, resolve_auth_params
 
 try:
     import urllib3
+    import yaml
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes.client.rest import ApiException
@@ -61,6 +63,7 @@ RETRY_AFTER_LIMIT = 5.0
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SERVICE_ACCOUNT_DIR_ENV = "OKERA_AUTH_SERVICE_ACCOUNT_DIR"
 
+_ENTRY_NAME = re.compile(r"\[name=.*?\]|(?<=with name ).*?(?= in )")
 _SECRET_PATTERN = re.compile(r"(Bearer|Basic)\s+\S+", re.IGNORECASE)
 
 
@@ -69,6 +72,109 @@ def _default_kubeconfig(environ: Mapping[str, str]) -> Optional[str]:
         if candidate and os.path.isfile(candidate):
             return candidate
     return None
+
+
+# The largest kubeconfig file read; kubectl's, even with hundreds of clusters, are far smaller.
+KUBECONFIG_LIMIT = 4 * 2**20
+KUBECONFIG_SHAPE = "a mapping with clusters, contexts and users"
+_KUBECONFIG_LISTS = (("clusters", "cluster"), ("contexts", "context"), ("users", "user"))
+
+
+def _read_kubeconfig(path: str) -> Dict[str, Any]:
+    """The kubeconfig file at ``path`` parsed; ClusterError (one line, none of its content) otherwise."""
+    shown = "kubeconfig %s" % _one_line(path)
+    if os.path.isdir(path):
+        raise ClusterError("%s is a directory: set kubeconfig to a kubeconfig file" % shown)
+    if not os.path.exists(path):
+        raise ClusterError("%s does not exist: set kubeconfig to a readable file" % shown)
+    if not os.path.isfile(path):
+        raise ClusterError("%s is not a regular file (a device, FIFO or socket): set kubeconfig to a kubeconfig file" % shown)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(KUBECONFIG_LIMIT + 1)
+    except OSError as exc:
+        raise ClusterError("%s cannot be read (%s): set kubeconfig to a readable file"
+                           % (shown, exc.strerror or type(exc).__name__)) from None
+    if len(data) > KUBECONFIG_LIMIT:
+        raise ClusterError("%s is larger than %d MiB, too large for a kubeconfig: set kubeconfig to a kubeconfig file"
+                           % (shown, KUBECONFIG_LIMIT // 2**20))
+    try:
+        config = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ClusterError("%s is not valid YAML (%s): fix it or set kubeconfig to another file"
+                           % (shown, _yaml_problem_place(exc, data))) from None
+    except (ValueError, RecursionError):  # a date that does not exist (2024-02-30), nesting beyond the parser's depth
+        raise ClusterError("%s is not valid YAML: fix it or set kubeconfig to another file" % shown) from None
+    return _checked_kubeconfig(config, shown)
+
+
+def _unnamed(match: Any) -> str:
+    return "" if match.group(0).startswith("[") else "<name>"
+
+
+def _yaml_problem_place(exc: Exception, data: bytes) -> str:
+    """Where the parser stopped, as "line N" (never the text there, which may be a credential)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return "line %d" % (mark.line + 1)
+    position = getattr(exc, "position", None)  # a ReaderError: bytes that are not UTF-8/16 text
+    if isinstance(position, int):
+        return "line %d, not UTF-8 text" % (data[:position].count(b"\n") + 1)
+    return "unreadable"
+
+
+def _checked_kubeconfig(config: Any, shown: str) -> Dict[str, Any]:
+    """``config`` if it has the shape of a kubeconfig, else ClusterError naming the shape."""
+    if _is_kubeconfig(config):
+        return config
+    raise ClusterError("%s is not a kubeconfig (%s): give a kubeconfig such as kubectl writes"
+                       % (shown, KUBECONFIG_SHAPE))
+
+
+def _is_kubeconfig(config: Any) -> bool:
+    if not isinstance(config, dict) or not isinstance(config.get("current-context", ""), (str, type(None))):
+        return False
+    for key, field in _KUBECONFIG_LISTS:
+        entries = config.get(key)
+        if not isinstance(entries, list):
+            return False
+        for entry in entries:
+            if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get(field), dict)):
+                return False
+            if not all(isinstance(name, str) for name in entry[field]):
+                return False
+    return all(isinstance(entry["context"].get(name, ""), str)
+               for entry in config["contexts"] for name in ("cluster", "user", "namespace"))
+
+
+def _load_kubeconfig(config: Dict[str, Any], path: Optional[str], context: Optional[str], configuration: Any) -> None:
+    """Set ``configuration`` from a checked kubeconfig; ClusterError (one line, no content) if it cannot be used.
+
+    A file is loaded by path, so that the certificate files it names are found relative to it.
+    """
+    shown = "kubeconfig %s" % _one_line(path) if path else "the inline kubeconfig"
+    wanted = context or config.get("current-context")
+    contexts = {entry["name"]: entry["context"] for entry in config["contexts"]}
+    if not wanted:
+        raise ClusterError("%s has no current-context: set context to one of its contexts" % shown)
+    if wanted not in contexts:
+        raise ClusterError("%s has no context %s: set context to one of its contexts"
+                           % (shown, _one_line(context)) if context else
+                           "%s: its current-context names no context of it; set context" % shown)
+    for key, field in (("clusters", "cluster"), ("users", "user")):
+        if contexts[wanted].get(field) not in {entry["name"] for entry in config[key]}:
+            raise ClusterError("%s: the %s of context %s is not among its %s" % (shown, field, wanted if context else "current-context", key))
+    try:
+        if path:
+            k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config_from_dict(config, context=context, client_configuration=configuration)
+    except ConfigException as exc:
+        # The loader names entries by their names in the file ("clusters[name=...]"): left out, as all content is.
+        raise ClusterError("cannot use %s: %s" % (shown, _one_line(_ENTRY_NAME.sub(_unnamed, str(exc))))) from None
+    except Exception as exc:  # the loader fails with TypeError/ValueError/... on values of the wrong kind
+        raise ClusterError("%s is not a kubeconfig (%s): a value in it is of the wrong kind (%s)"
+                           % (shown, KUBECONFIG_SHAPE, type(exc).__name__)) from None
 
 
 def build_configuration(params: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> "k8s_client.Configuration":
@@ -83,13 +189,11 @@ def build_configuration(params: Mapping[str, Any], environ: Optional[Mapping[str
     try:
         if auth["host"]:
             configuration.host = auth["host"]
-        elif isinstance(kubeconfig, dict):
-            k8s_config.load_kube_config_from_dict(kubeconfig, context=auth["context"], client_configuration=configuration)
+        elif kubeconfig is not None and not isinstance(kubeconfig, str) or isinstance(kubeconfig, str) and "\n" in kubeconfig:
+            _load_kubeconfig(_checked_kubeconfig(kubeconfig, "the inline kubeconfig"), None, auth["context"], configuration)
         elif kubeconfig or _default_kubeconfig(environ):
-            path = os.path.expanduser(str(kubeconfig)) if kubeconfig else _default_kubeconfig(environ)
-            if not os.path.isfile(path):
-                raise ClusterError("kubeconfig %s does not exist: set kubeconfig to a readable file" % path)
-            k8s_config.load_kube_config(config_file=path, context=auth["context"], client_configuration=configuration)
+            path = os.path.expanduser(kubeconfig) if kubeconfig else _default_kubeconfig(environ)
+            _load_kubeconfig(_read_kubeconfig(path), path, auth["context"], configuration)
         elif environ.get("KUBERNETES_SERVICE_HOST"):
             directory = environ.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR
             try:
@@ -153,11 +257,11 @@ def request_timeout(environ: Optional[Mapping[str, str]] = None) -> float:
 
 
 def server_of(api_client: Any) -> str:
-    return str(getattr(api_client.configuration, "host", "the API server"))
+    return without_userinfo(getattr(api_client.configuration, "host", "the API server"))
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = _SECRET_PATTERN.sub(r"\1 <redacted>", " ".join(str(text).split()))
+    text = _SECRET_PATTERN.sub(r"\1 <redacted>", without_userinfo(" ".join(str(text).split())))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import quote, urlsplit
 
+from okera_auth.module_utils._http import without_userinfo
+
 from .errors import BadAnswerError, ClientSettingsError, ServerAnswerError, ServerUnreachableError
 
 DEFAULT_URL = "http://127.0.0.1:5001"
@@ -52,16 +54,16 @@ def parse_url(url: str) -> ServerAddress:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
-        raise ClientSettingsError("auth server URL %r is not valid: %s" % (url, error)) from None
+        raise ClientSettingsError("auth server URL %r is not valid: %s" % (without_userinfo(url), error)) from None
     if parts.scheme != "http":
         raise ClientSettingsError("auth server URL %r must start with http:// (the server only "
-                                  "listens on loopback, without TLS)" % url)
+                                  "listens on loopback, without TLS)" % without_userinfo(url))
     if not parts.hostname:
         raise ClientSettingsError("auth server URL %r has no host: write e.g. %s"
-                                  % (url, DEFAULT_URL))
+                                  % (without_userinfo(url), DEFAULT_URL))
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ClientSettingsError("auth server URL %r must not have a path or query: the client "
-                                  "asks for /<user> itself" % url)
+                                  "asks for /<user> itself" % without_userinfo(url))
     return ServerAddress(host=parts.hostname, port=port if port is not None else 80)
 
 

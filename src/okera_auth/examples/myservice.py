@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from okera_auth.client import ClientError, ServerAnswerError, ServerUnreachableError
 from okera_auth.client import forget_tokens, get_token
+from okera_auth.module_utils._http import has_userinfo, without_userinfo
 from okera_auth.module_utils.errors import OkeraAuthError
 
 PROGRAM = "myservice"
@@ -149,9 +150,12 @@ class DatabaseLister:
             raise OkeraAuthError("no REST API URL given: use --rest-url URL or OKERA_REST_URL "
                                  "(the Okera cluster's REST server, e.g. "
                                  "https://okera.example.com:8083)")
+        if has_userinfo(settings.rest_url):
+            raise OkeraAuthError("the REST API URL holds a user name or password: give it without them; "
+                                 "the service sends the token")
         if not settings.rest_url.startswith(("http://", "https://")):
             raise OkeraAuthError("REST API URL %r must start with http:// or https://"
-                                 % settings.rest_url)
+                                 % without_userinfo(settings.rest_url))
         self.settings = settings
         self.url = settings.rest_url.rstrip("/") + DATABASES_PATH
         self.token_source = token_source

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import importlib
 import ipaddress
 import json
 import socket
@@ -12,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
@@ -224,3 +227,108 @@ def test_untrusted_tls_certificate_says_to_set_ca_cert_and_ca_cert_fixes_it(tmp_
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Content of a kubeconfig that must never reach a message: kubeconfigs hold tokens and keys.
+MARK = "S3CR"
+_marked = st.from_regex(r"S3CR[0-9a-f]{6}", fullmatch=True)
+_keys = st.sampled_from(["clusters", "contexts", "users", "current-context", "name", "cluster", "context", "user",
+                         "server", "token", "namespace"]) | _marked
+_yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | _marked,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_keys, children, max_size=5), max_leaves=20)
+
+
+def _assert_one_line_without_content(message: str) -> None:
+    assert "\n" not in message and MARK not in message, message
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=_yaml_values)
+def test_any_yaml_that_is_no_usable_kubeconfig_fails_in_one_line_without_its_content(tmp_path, config):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    for kubeconfig in [str(path)] + ([] if isinstance(config, str) else [config]):  # a string option is a path
+        with pytest.raises(ClusterError) as error:
+            build_configuration({"kubeconfig": kubeconfig}, {})
+        _assert_one_line_without_content(str(error.value))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.binary(max_size=60) | st.text(max_size=60).map(str.encode), marked=_marked,
+       after=st.binary(max_size=60) | st.text(max_size=60).map(str.encode))
+def test_any_bytes_as_a_kubeconfig_fail_in_one_line_without_their_content(tmp_path, before, marked, after):
+    path = tmp_path / "kubeconfig"
+    path.write_bytes(before + b": [" + marked.encode() + b"\n" + after)
+    with pytest.raises(ClusterError) as error:
+        build_configuration({"kubeconfig": str(path)}, {})
+    _assert_one_line_without_content(str(error.value))
+
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIS3CRkeymaterial\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("a: 1\nnot: [valid S3CR", r"is not valid YAML \(line 2\)"),
+    ("- S3CR1\n- S3CR2\n", r"is not a kubeconfig \(a mapping with clusters, contexts and users\)"),
+    (PEM, r"is not a kubeconfig \(a mapping with clusters, contexts and users\)"),
+    ("clusters: S3CR\ncontexts: []\nusers: []\n", r"is not a kubeconfig"),
+    ("\xff\xfeS3CR", r"is not a kubeconfig"),
+    ("a: 2024-02-30\nS3CR: 1\n", r"is not valid YAML"),
+])
+def test_a_kubeconfig_file_that_is_no_kubeconfig_is_named_with_what_it_is(tmp_path, content, expected):
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    with pytest.raises(ClusterError, match="kubeconfig %s %s" % (path, expected)) as error:
+        build_configuration({"kubeconfig": str(path)}, {})
+    _assert_one_line_without_content(str(error.value))
+
+
+def test_a_directory_or_a_device_as_kubeconfig_is_named_as_such(tmp_path):
+    with pytest.raises(ClusterError, match="kubeconfig %s is a directory" % tmp_path):
+        build_configuration({"kubeconfig": str(tmp_path)}, {})
+    with pytest.raises(ClusterError, match="is not a regular file"):
+        build_configuration({"kubeconfig": "/dev/null"}, {})
+
+
+@pytest.mark.parametrize("inline", [["S3CR1"], "S3CR\nclusters: []", 7, {"clusters": "S3CR"}, {"users": [{"name": "S3CR"}]}])
+def test_an_inline_kubeconfig_of_the_wrong_shape_is_one_line_without_its_content(inline):
+    with pytest.raises(ClusterError, match=r"the inline kubeconfig is not a kubeconfig \(a mapping") as error:
+        build_configuration({"kubeconfig": inline}, {})
+    _assert_one_line_without_content(str(error.value))
+
+
+def test_a_context_naming_a_missing_user_is_reported_without_the_file_content(tmp_path):
+    config = _kubeconfig("http://127.0.0.1:9", context="S3CRctx")
+    config["users"] = []
+    with pytest.raises(ClusterError, match="the user of context current-context is not among its users") as error:
+        build_configuration({"kubeconfig": config}, {})
+    _assert_one_line_without_content(str(error.value))
+    config = _kubeconfig("http://127.0.0.1:9")
+    config["clusters"][0]["cluster"] = {"certificate-authority-data": 12345, "server": "https://h"}
+    with pytest.raises(ClusterError, match="a value in it is of the wrong kind"):
+        build_configuration({"kubeconfig": config}, {})
+
+
+MODULES = {
+    "k8s_secret_data": {"name": "s", "data": {"K": "a-value-to-set"}},
+    "k8s_secret_data_info": {"name": "s"},
+    "k8s_pod_log_info": {"name": "p"},
+    "k8s_rollout_restart": {},
+    "k8s_apply": {"definitions": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]},
+    "okera_rest_check": {},
+    "system_token_plan": {"secret_keys": ["SYSTEM_TOKEN_0"], "secret": {"name": "secrets"}},
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(MODULES))
+def test_every_cluster_module_fails_in_one_line_on_a_kubeconfig_that_is_none(module_name, run_module, tmp_path):
+    module = importlib.import_module("ansible_collections.okera.auth.plugins.modules." + module_name)
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("users: [{name: u, user: {token: %s-token}}]\nclusters: [valid\n" % MARK)
+    for kubeconfig, expected in ((str(bad), "is not valid YAML (line 3)"), (str(tmp_path), "is a directory"),
+                                 ([MARK], "the inline kubeconfig is not a kubeconfig")):
+        result, failed = run_module(module, dict(MODULES[module_name], kubeconfig=kubeconfig))
+        assert failed and expected in result["msg"], result
+        _assert_one_line_without_content(result["msg"])
+        assert MARK not in json.dumps(result)

@@ -179,7 +179,8 @@ def test_keys_and_algorithm_come_from_the_configuration_without_given_keys(rsa_p
     config = {"JWT_PUBLIC_KEY": rsa_public_pem.decode() + "," + other_pem, "JWT_ALGORITHM": " rsa256\n"}
     found = system_token.cluster_keys([], None, config)
     assert found.algorithm == "RS256" and len(found.entries) == 2
-    assert found.public_key_pems() == [rsa_public_pem.decode(), other_pem]
+    assert [entry.key.public_numbers() for entry in keys.load_public_keys(found.public_jwks())] == \
+        [entry.key.public_numbers() for entry in keys.load_public_keys(rsa_public_pem.decode() + other_pem)]
     assert system_token.cluster_keys([], "PS512", config).algorithm == "PS512"
     assert system_token.cluster_keys([], None, {"JWT_PUBLIC_KEY": other_pem}).algorithm == "RS512"
 
@@ -188,13 +189,14 @@ def test_given_keys_win_and_ignore_the_configured_algorithm(rsa_public_pem, othe
     other_pem = keys.public_key_pem(other_rsa_private_key.public_key())
     found = system_token.cluster_keys([other_pem], None, {"JWT_PUBLIC_KEY": rsa_public_pem.decode(),
                                                           "JWT_ALGORITHM": "RS256"})
-    assert found.algorithm == "RS512" and found.public_key_pems() == [other_pem]
+    assert found.algorithm == "RS512" and len(found.entries) == 1
+    assert keys.public_key_pem(keys.load_public_keys(found.public_jwks())[0].key) == other_pem
 
 
-def test_public_key_pems_hold_only_public_halves(rsa_private_key):
+def test_public_jwks_hold_only_public_halves(rsa_private_key):
     jwk = dict(keys.public_jwk(rsa_private_key.public_key()), d="private-part", kid="k1")
     found = system_token.cluster_keys([json.dumps({"keys": [jwk]})])
-    assert found.public_key_pems() == [keys.public_key_pem(rsa_private_key.public_key())]
+    assert json.loads(found.public_jwks()) == {"keys": [keys.public_jwk(rsa_private_key.public_key())]}
 
 
 @pytest.mark.parametrize("config, message", [

@@ -1,6 +1,7 @@
 """signing_key_pair and signing_key_plan: keys made and kept, check mode, diff by fingerprint, one-line failures, no key text."""
 from __future__ import annotations
 
+import base64
 import json
 import stat
 
@@ -66,3 +67,14 @@ def test_the_plan_returns_no_private_key(plan, run_module, rsa_key_pem, rsa_publ
 def test_the_plan_fails_in_one_line(plan, run_module, rsa_public_pem):
     result, failed = run_module(plan, {"public_keys": rsa_public_pem.decode()})
     assert failed and result["msg"].startswith("the key store holds no current signing key")
+
+
+def test_a_private_key_given_as_public_keys_never_appears_in_the_output(plan, run_module, rsa_key_pem, rsa_private_key):
+    pem = rsa_key_pem.decode()
+    jwk = dict(keys.public_jwk(rsa_private_key.public_key()), d="private-member-value")
+    for given in (pem, base64.b64encode(rsa_key_pem).decode(), json.dumps(jwk), json.dumps({"keys": [jwk]})):
+        result, failed = run_module(plan, {"public_keys": given})
+        shown = json.dumps(result)
+        assert failed and result["msg"].startswith("public_keys holds a private key"), result
+        assert "private-member-value" not in shown
+        assert not any(line in shown for line in pem.splitlines() if "-----" not in line)

@@ -35,7 +35,9 @@ def test_plans_each_key_and_returns_no_token(module, run_module, token, rsa_publ
     assert result["rotate_keys"] == ["SYSTEM_TOKEN_0", "SYSTEM_TOKEN_1"]
     assert result["plan"][1]["keep_groups"] == ["okera_admins"]
     assert result["plan"][0]["summary"].endswith("(2.0 days left), expires within 7d: rotate")
-    assert result["algorithm"] == "RS512" and result["public_keys"] == [rsa_public_pem.decode()]
+    assert result["algorithm"] == "RS512"
+    assert keys.load_public_keys(result["public_jwks"])[0].key.public_numbers() == \
+        keys.load_public_keys(rsa_public_pem)[0].key.public_numbers()
     own = _without_invocation(result)
     assert token.split(".")[2] not in own and token.split(".")[1] not in own
     assert "********" not in own, "nothing had to be masked: the module returns no token"
@@ -96,10 +98,42 @@ def test_hostile_tokens_are_planned_not_failed(module, run_module, rsa_public_pe
     assert wrong_exp.split(".")[2] not in _without_invocation(result)
 
 
-def test_public_keys_are_returned_as_public_pem_only(module, run_module, token, rsa_private_key):
+def test_public_keys_are_returned_as_a_public_jwks_only(module, run_module, token, rsa_private_key):
     jwk = dict(keys.public_jwk(rsa_private_key.public_key()), d="private-part")
     result = run_module(module, {"tokens": {"SYSTEM_TOKEN_0": token}, "secret_keys": ["SYSTEM_TOKEN_0"],
                                  "public_key_content": [json.dumps(jwk)]})[0]
     assert result["plan"][0]["valid"]
-    assert result["public_keys"] == [keys.public_key_pem(rsa_private_key.public_key())]
-    assert "private-part" not in _without_invocation(result)
+    assert json.loads(result["public_jwks"]) == {"keys": [keys.public_jwk(rsa_private_key.public_key())]}
+    assert "private-part" not in json.dumps(result)
+
+
+def _private_pem_and_lines(private_key) -> tuple:
+    pem = keys.private_key_pem(private_key)
+    return pem, [line for line in pem.splitlines() if "-----" not in line]
+
+
+def test_a_private_key_given_as_public_key_never_appears_in_the_output(module, run_module, token, rsa_private_key,
+                                                                       rsa_public_pem):
+    pem, lines = _private_pem_and_lines(rsa_private_key)
+    for content in ([pem], [rsa_public_pem.decode(), pem], [rsa_public_pem.decode() + "," + pem]):
+        result, failed = run_module(module, {"tokens": {"SYSTEM_TOKEN_0": token}, "secret_keys": ["SYSTEM_TOKEN_0"],
+                                             "public_key_content": content})
+        shown = json.dumps(result)
+        assert failed and "private key" in result["msg"], result
+        assert not any(line in shown for line in lines), "a line of the private key is in the output"
+
+
+def test_the_returned_keys_verify_a_token_of_the_rotation(module, run_module, token, rsa_public_pem, rsa_key_pem):
+    from ansible_collections.okera.auth.plugins.modules import jwt_token, jwt_token_info
+
+    plan = run_module(module, {"tokens": {"SYSTEM_TOKEN_0": token}, "secret_keys": ["SYSTEM_TOKEN_0"],
+                               "public_key_content": [rsa_public_pem.decode()]})[0]
+    assert "********" not in plan["public_jwks"] and "VALUE_SPECIFIED" not in plan["public_jwks"]
+    # As roles/system_token/tasks/rotate.yml (mint and verify) and s3_write.yml (verify) pass them.
+    minted, failed = run_module(jwt_token, {"private_key_content": rsa_key_pem.decode(), "algorithm": plan["algorithm"],
+                                            "subject": "okera_system_user", "ttl": "1d", "return_content": True,
+                                            "verify_public_key_content": [plan["public_jwks"]]})
+    assert not failed and minted["valid"] is True, minted
+    verified, failed = run_module(jwt_token_info, {"token": token, "public_key_content": [plan["public_jwks"]],
+                                                   "algorithms": [plan["algorithm"]], "subject": "okera_system_user"})
+    assert not failed and verified["valid"] is True, verified
