@@ -3,6 +3,7 @@ bounded input files, the connection budget, idle-connection eviction, rate-limit
 failures, and the allow-list that TCP would bypass."""
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import os
@@ -261,6 +262,38 @@ def test_anything_but_a_regular_file_is_refused_without_waiting(tmp_path, path):
     assert not thread.is_alive(), "read_bounded waited on %s" % path
     assert outcome and re.search(r"private key file %s (is not a regular file|is a directory"
                                  r"|cannot be read)" % re.escape(path), outcome[0])
+
+
+def test_a_reload_stuck_in_its_thread_never_holds_up_the_stop():
+    """asyncio.run waits for its executor's threads; a reload blocked in a read (a hung file
+    system) must not keep a stopped server alive."""
+    release = threading.Event()
+
+    async def stop_while_reloading() -> bool:
+        reload = app.in_daemon_thread(release.wait)
+        await asyncio.sleep(0)
+        return reload.done()
+
+    try:
+        assert asyncio.run(stop_while_reloading()) is False  # returned with the reload stuck
+        stuck = [thread for thread in threading.enumerate() if thread.name == "okera-authserver-reload"]
+        assert stuck and all(thread.daemon for thread in stuck)
+    finally:
+        release.set()
+
+
+def test_a_reload_thread_hands_back_its_result_and_its_error():
+    async def both() -> tuple:
+        value = await app.in_daemon_thread(lambda: 42)
+        with pytest.raises(StartupError, match="broken"):
+            await app.in_daemon_thread(_raise_startup_error)
+        return value
+
+    assert asyncio.run(both()) == 42
+
+
+def _raise_startup_error() -> None:
+    raise StartupError("broken")
 
 
 def test_a_symlink_to_a_regular_file_is_read(tmp_path):
