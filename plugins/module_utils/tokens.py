@@ -297,17 +297,25 @@ def _decode_segment(segment: str, part: str) -> bytes:
         raise TokenFormatError("the token's %s is not valid base64url" % part) from None
 
 
-def _check_json_depth(text: str, part: str) -> None:
+def json_nests_too_deep(text: str) -> bool:
+    """Whether ``text`` opens more than MAX_JSON_DEPTH arrays or objects inside each other
+    (measured without parsing it, so that a deep document never reaches the parser)."""
     depth = 0
     for match in _JSON_STRING_OR_BRACKET.finditer(text):
         mark = match.group()
         if mark in ("[", "{"):
             depth += 1
             if depth > MAX_JSON_DEPTH:
-                raise TokenFormatError("the token's %s nests JSON deeper than %d levels"
-                                       % (part, MAX_JSON_DEPTH))
+                return True
         elif mark in ("]", "}"):
             depth -= 1
+    return False
+
+
+def _check_json_depth(text: str, part: str) -> None:
+    if json_nests_too_deep(text):
+        raise TokenFormatError("the token's %s nests JSON deeper than %d levels"
+                               % (part, MAX_JSON_DEPTH))
 
 
 def _decode_json_segment(segment: str, part: str) -> dict:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import grp
 import json
 import os
+import re
 import resource
 import signal
 import socket
 import stat
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -23,7 +26,7 @@ from okera_auth.module_utils.tokens import Signer
 from .events import EventLog, Metrics, MetricsTable, key_identity
 from .http import CallerPolicy, HttpServer, Limits
 from .issuer import ClaimRules, PendingDeletions, TokenDirectory, TokenIssuer, remove_stale_files
-from .options import StartupError
+from .options import StartupError, numeric_id, parse_json
 
 # The key, its passphrase and the groups file are small: a key is a few KiB, a groups file of
 # thousands of users a few hundred. Anything bigger (or /dev/zero) is a mistake, refused
@@ -39,7 +42,7 @@ def resolve_group(group: str) -> int:
     """The gid of a group name or a numeric gid."""
     text = str(group).strip()
     if text.isdigit():
-        return int(text)
+        return numeric_id(text, "group")
     try:
         return grp.getgrnam(text).gr_gid
     except KeyError:
@@ -107,10 +110,16 @@ def check_group_usable(directory: TokenDirectory, gid: int) -> None:
 
 
 def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> bytes:
-    """The content of a small input file, reading at most ``limit`` + 1 bytes: a bigger file
-    (or a device such as /dev/zero) is refused in one line, never read whole."""
+    """The content of a small regular file, reading at most ``limit`` + 1 bytes: a bigger
+    file is refused in one line, never read whole. The file is opened without blocking, so a
+    FIFO, a device or a socket is refused instead of stalling the start or a reload."""
     try:
-        with open(path, "rb") as handle:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise StartupError("%s file %s is not a regular file: give the %s file itself"
+                                   % (what, path, what))
+            os.set_blocking(descriptor, True)
             data = handle.read(limit + 1)
     except FileNotFoundError:
         raise StartupError("%s file %s does not exist" % (what, path)) from None
@@ -119,6 +128,9 @@ def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> byt
     except PermissionError:
         raise StartupError("%s file %s cannot be read: permission denied" % (what, path)) from None
     except OSError as error:
+        if error.errno == errno.ENXIO:  # a socket, or a device without its driver
+            raise StartupError("%s file %s is not a regular file: give the %s file itself"
+                               % (what, path, what)) from None
         raise StartupError("%s file %s cannot be read: %s" % (what, path, error.strerror)) from None
     if len(data) > limit:
         raise StartupError("%s file %s is larger than %s, the most this server reads: give the "
@@ -170,6 +182,41 @@ def load_signer(settings: Any) -> Signer:
     return signer_from(read_key_material(settings), settings)
 
 
+def load_signer_and_groups(settings: Any) -> Tuple[Signer, Dict[str, List[str]]]:
+    """What a reload reads: the key (and passphrase) and the groups file, all or nothing."""
+    material = read_key_material(settings)
+    return signer_from(material, settings), parse_groups(material.groups, settings.groups_file or "")
+
+
+def in_daemon_thread(function: Any, *args: Any) -> "asyncio.Future[Any]":
+    """``function(*args)`` in a thread of its own that never holds up the exit: a reload stuck
+    in a read (a hung file system) must not keep a stopping server alive, as a thread of an
+    executor would (asyncio.run and executor.shutdown wait for those)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(value: Any, error: Optional[BaseException]) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def target() -> None:
+        try:
+            value, error = function(*args), None
+        except Exception as failure:  # noqa: BLE001 - handed to the awaiting task
+            value, error = None, failure
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:
+            pass  # the loop is closed: the server stopped meanwhile
+
+    threading.Thread(target=target, name="okera-authserver-reload", daemon=True).start()
+    return future
+
+
 def load_groups(path: Optional[str]) -> Dict[str, List[str]]:
     if not path:
         return {}
@@ -180,12 +227,9 @@ def parse_groups(data: Optional[bytes], path: str) -> Dict[str, List[str]]:
     if data is None:
         return {}
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = parse_json(data.decode("utf-8"), "groups file %s" % path)
     except ValueError:
         raise StartupError("groups file %s is not JSON: give an object such as "
-                           "{\"janedoe\": [\"analysts\"]}" % path) from None
-    except RecursionError:
-        raise StartupError("groups file %s is nested too deeply: give an object such as "
                            "{\"janedoe\": [\"analysts\"]}" % path) from None
     if not isinstance(document, dict) or not all(
             isinstance(groups, list) and all(isinstance(name, str) for name in groups)
@@ -351,7 +395,7 @@ class AuthServer:
         self.log_serving(port)
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload(executor)))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         notify_systemd("READY=1")
         await self.stopping.wait()
         notify_systemd("STOPPING=1")
@@ -462,13 +506,11 @@ class AuthServer:
         else:
             self.log.event("deleted", "Deleted token: %s" % path, path=path)
 
-    async def reload(self, executor: Optional[ThreadPoolExecutor] = None) -> None:
+    async def reload(self) -> None:
         """Load the key and groups file again; on any problem keep the current ones."""
-        loop = asyncio.get_running_loop()
         notify_systemd("RELOADING=1")
         try:
-            signer = await loop.run_in_executor(executor, load_signer, self.settings)
-            groups = load_groups(self.settings.groups_file)
+            signer, groups = await in_daemon_thread(load_signer_and_groups, self.settings)
         except Exception as error:  # noqa: BLE001 - whatever fails, the old key serves on
             self.metrics.key_reload_failures += 1
             self.log.error("reload_failed", "Reload failed, the previous key stays in use: %s"
@@ -485,8 +527,14 @@ class AuthServer:
 
 
 def _reason(error: BaseException) -> str:
-    return str(error) if isinstance(error, OkeraAuthError) else (
+    return tidy_message(str(error)) if isinstance(error, OkeraAuthError) else (
         "unexpected %s" % type(error).__name__)
+
+
+def tidy_message(text: str) -> str:
+    """One line for the log: runs of white space as one space, none before ) , . : ;
+    (a library's message quoted inside ours may end in a space or a newline)."""
+    return re.sub(r"\s+([),.:;])", r"\1", " ".join(text.split()))
 
 
 def _send_line(control: socket.socket, message: Dict[str, Any]) -> None:

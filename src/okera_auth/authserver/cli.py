@@ -29,7 +29,7 @@ try:
 
     from okera_auth.module_utils.errors import OkeraAuthError
     from okera_auth.module_utils.keys import HAS_CRYPTO_LIBS
-    from .app import AuthServer
+    from .app import AuthServer, tidy_message
     from .events import EventLog
     from .options import parse_settings
 finally:
@@ -46,7 +46,7 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 
 def _fail(message: str) -> None:
-    sys.stderr.write("okera-authserver: %s\n" % message)
+    sys.stderr.write("okera-authserver: %s\n" % tidy_message(message))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -78,13 +78,22 @@ def validate_user_name(name: str) -> str:
     if len(name) > MAX_USER_LENGTH:
         raise UserNameError("the user name is longer than %d characters" % MAX_USER_LENGTH)
     if not USER_NAME.fullmatch(name) or ".." in name:
-        raise UserNameError(
-            "the user name may hold only letters, digits and . _ @ - (not first: . -), "
-            "and no '..'")
+        raise UserNameError("%s: it may hold only letters, digits and . _ @ - "
+                            "(not first: . -), and no '..'" % _name_problem(name))
     if is_reserved_name(name):
         raise UserNameError("%r is the name of an endpoint (%s), never a user name"
                             % (name, ", ".join("/" + reserved for reserved in RESERVED_NAMES)))
     return name
+
+
+def _name_problem(name: str) -> str:
+    """What makes ``name`` (not empty, not too long) no user name, first thing first."""
+    for position, char in enumerate(name):
+        if not USER_NAME.fullmatch("a" + char):
+            return "%r is not allowed in a user name" % char
+        if position == 0 and not USER_NAME.fullmatch(char):
+            return "a user name may not start with %r" % char
+    return "'..' is not allowed in a user name"
 
 
 def decode_user_name(raw: str) -> str:

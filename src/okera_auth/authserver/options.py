@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from okera_auth.module_utils.errors import OkeraAuthError
-from okera_auth.module_utils.tokens import parse_duration
+from okera_auth.module_utils.tokens import MAX_JSON_DEPTH, json_nests_too_deep, parse_duration
 from .events import LOG_FORMATS
 
 ENV_PREFIX = "OKERA_AUTHSERVER_"
@@ -49,6 +49,12 @@ AUTO_PROCESSES_MAX = 4
 # cost memory, and an unbounded number would fork or spawn until the node runs out.
 PROCESSES_MAX = 64
 WORKERS_MAX = 64
+# The highest uid or gid: (uid_t)-1, one more, is what chown takes for "leave it unchanged".
+ID_MAX = 4294967294
+# Token files are for their owner and group to read: no bit for others, no write for the group.
+FILE_MODE_FORBIDDEN_BITS = 0o027
+# What a Unix socket's path may hold: sun_path is 108 bytes with the closing NUL.
+UNIX_PATH_MAX = 107
 
 
 def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> Optional[int]:
@@ -155,7 +161,12 @@ def _octal_mode(value: str, _what: str) -> int:
     digits = digits[2:] if digits.startswith("0o") else digits
     if not digits or any(char not in "01234567" for char in digits) or int(digits, 8) > 0o777:
         raise StartupError("file mode %r is not an octal mode such as 0640" % value)
-    return int(digits, 8)
+    mode = int(digits, 8)
+    if mode & FILE_MODE_FORBIDDEN_BITS:
+        raise StartupError("file mode %04o lets %s token files: give a mode without bits for "
+                           "others or group write, such as 0600, 0640, 0440 or 0400"
+                           % (mode, "others at" if mode & 0o007 else "the group write"))
+    return mode
 
 
 def _log_format(value: str, _what: str) -> str:
@@ -168,20 +179,49 @@ def _bind(value: str, _what: str) -> str:
     return loopback_address(value)
 
 
+def numeric_id(text: str, what: str) -> int:
+    """A uid or gid written as digits, within 0..ID_MAX."""
+    number = int(text)
+    if number > ID_MAX:
+        raise StartupError("%s %s is not a uid or gid: give a number from 0 to %d"
+                           % (what, text, ID_MAX))
+    return number
+
+
+def _group(value: str, what: str) -> str:
+    text = str(value).strip()
+    if text.isdigit():
+        numeric_id(text, what)
+    return text
+
+
 def _id_list(value: str, what: str) -> List[int]:
     items = [item.strip() for item in value.split(",") if item.strip()]
     if not all(item.isdigit() for item in items):
         raise StartupError("%s %r must be comma-separated numbers, e.g. 1000,1001" % (what, value))
-    return [int(item) for item in items]
+    return [numeric_id(item, what) for item in items]
 
 
 def _comma_list(value: str, _what: str) -> List[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def parse_json(text: str, what: str) -> Any:
+    """The JSON of a flag, a variable or a file: ValueError when it is not JSON, a one-line
+    StartupError when it nests deeper than tokens allow (before any parser recursion)."""
+    if json_nests_too_deep(text):
+        raise StartupError("%s is nested too deeply: JSON of at most %d levels is read"
+                           % (what, MAX_JSON_DEPTH))
+    try:
+        return json.loads(text)
+    except RecursionError:  # the depth check already stops this; a deep stack could not
+        raise StartupError("%s is nested too deeply: JSON of at most %d levels is read"
+                           % (what, MAX_JSON_DEPTH)) from None
+
+
 def _claims_object(value: str, _what: str) -> Dict[str, Any]:
     try:
-        document = json.loads(value)
+        document = parse_json(value, ENV_PREFIX + "CLAIMS")
     except ValueError:
         document = None
     if not isinstance(document, dict):
@@ -196,7 +236,7 @@ def _claim_pairs(values: Sequence[str], _what: str) -> Dict[str, Any]:
         if not equals or not name.strip():
             raise StartupError("claim %r is not KEY=VALUE" % text)
         try:
-            claims[name.strip()] = json.loads(value)
+            claims[name.strip()] = parse_json(value, "claim %s" % name.strip())
         except ValueError:
             claims[name.strip()] = value
     return claims
@@ -287,7 +327,7 @@ OPTIONS: Tuple[Option, ...] = (
     Option("disable_delete", ("--disable-delete",), default=False, switch=True,
            convert=_true_or_false,
            help="keep token files instead of deleting them after --delete-after"),
-    Option("group", ("-g", "--group"), default="okera", tutorial_env=("GID",),
+    Option("group", ("-g", "--group"), default="okera", convert=_group, tutorial_env=("GID",),
            help="group (name or numeric gid) that owns the token files (default okera)"),
     Option("private_key_passphrase_file", ("--private-key-passphrase-file",),
            help="file holding the passphrase of an encrypted private key"),
@@ -330,7 +370,8 @@ OPTIONS: Tuple[Option, ...] = (
            help="with --allowed-uids/--allowed-gids, serve on TCP too, accepting that TCP "
                 "callers are not checked (without it, that combination is refused: use --no-tcp)"),
     Option("file_mode", ("--file-mode",), default="0640", convert=_octal_mode,
-           help="mode of the token files, octal (default 0640)"),
+           help="mode of the token files, octal, without bits for others or group write: "
+                "0640 (default), 0600, 0440 or 0400"),
     Option("log_format", ("--log-format",), default="text", convert=_log_format,
            help="one line per event as %s (default text); tokens are never logged"
                 % " or ".join(LOG_FORMATS)),
@@ -458,6 +499,12 @@ def _check_settings(settings: Any) -> None:
     if checked and not settings.unix_socket:
         raise StartupError("--allowed-uids/--allowed-gids apply to the Unix socket: "
                            "give --unix-socket PATH too")
+    if settings.unix_socket and len(os.fsencode(settings.unix_socket)) > UNIX_PATH_MAX:
+        raise StartupError("cannot listen on the Unix socket %s: the path is %d bytes long, "
+                           "longer than the %d bytes a Unix socket path may have; choose a "
+                           "shorter --unix-socket path" % (settings.unix_socket,
+                                                           len(os.fsencode(settings.unix_socket)),
+                                                           UNIX_PATH_MAX))
     if settings.no_tcp and not settings.unix_socket:
         raise StartupError("--no-tcp needs --unix-socket PATH, else nothing would be served")
     if checked and not settings.no_tcp and not settings.allow_unchecked_tcp:

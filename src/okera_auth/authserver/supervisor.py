@@ -52,6 +52,8 @@ RESTARTS_MAX = 5
 RESTART_WINDOW = 60.0
 # Beyond the drain (10 s), what a worker may take to delete its files and exit.
 STOP_GRACE_SECONDS = 5.0
+# The signals the supervisor handles (through its wake-up pipe) and a worker must not.
+SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 
 
 class _Worker:
@@ -135,7 +137,7 @@ class Supervisor:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w)
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        for number in SUPERVISOR_SIGNALS:
             signal.signal(number, _note_signal)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         try:
@@ -155,7 +157,13 @@ class Supervisor:
         parent_end, child_end = socket.socketpair()
         self.log.flush()
         sys.stderr.flush()
+        # Until the worker has its own handlers, a SIGTERM (the supervisor stopping while it
+        # forks) must wait: the supervisor's handler would swallow it into the wake-up pipe,
+        # and the worker would serve on until SIGKILL.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
         pid = os.fork()
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if pid == 0:  # the worker
             code = 1
             try:
@@ -163,6 +171,7 @@ class Supervisor:
                 for number in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(number, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads come from the supervisor
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 parent_end.close()

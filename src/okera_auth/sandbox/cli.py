@@ -102,17 +102,17 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 def _build_server(args: argparse.Namespace, state: StateDir, log: Callable[[str], None]) -> SandboxServer:
     settings = state.settings()
+    rest_host = args.rest_host or args.load_balancer_ip  # checked before anything is written
+    if rest_host not in (args.load_balancer_ip, ANY_ADDRESS):
+        raise SandboxError("--rest-host %s: the Okera REST API must answer at the load balancer's address %s "
+                           "(give --rest-host %s or %s, or leave it out)"
+                           % (rest_host, args.load_balancer_ip, args.load_balancer_ip, ANY_ADDRESS))
     use_tls = settings.tls if args.tls is None else args.tls
     context = server_context(*state.ensure_certificates()) if use_tls else None
     store, runtime = state.store(), None
     if args.podman:
         runtime = PodmanPods(store, args.crash_backoff, log=log)
         runtime.check()
-    rest_host = args.rest_host or args.load_balancer_ip
-    if rest_host not in (args.load_balancer_ip, ANY_ADDRESS):
-        raise SandboxError("--rest-host %s: the Okera REST API must answer at the load balancer's address %s "
-                           "(give --rest-host %s or %s, or leave it out)"
-                           % (rest_host, args.load_balancer_ip, args.load_balancer_ip, ANY_ADDRESS))
     try:
         server = SandboxServer(store, state.users(settings), port=args.port, ssl_context=context,
                                start_delay=args.pod_start_delay, crash_backoff=args.crash_backoff,

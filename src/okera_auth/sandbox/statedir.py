@@ -18,13 +18,13 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 from okera_auth.module_utils.errors import OkeraAuthError
 from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.keys import normalize_algorithm, public_key_pem
 from okera_auth.module_utils.tokens import SYSTEM_USER, Signer, TokenSpec, mint
-from .errors import SandboxError
+from .errors import ApiError, SandboxError
 from .faults import FAULTS_FILE
 from .okera import CONFIG_SECRET, DEFAULT_ALGORITHM_SETTING, TOKEN_SECRET, seed_cluster
 from .server import User
@@ -137,11 +137,8 @@ def init_sandbox(state: StateDir, namespace: str = "default", token_ttl: int = 3
     require_cryptography()
     if state.initialized() and not force:
         raise SandboxError("%s already holds a sandbox: give --force to replace it" % state.root)
-    try:
-        os.makedirs(state.root, mode=0o700, exist_ok=True)
-        os.chmod(state.root, 0o700)
-    except OSError as error:
-        raise SandboxError("cannot create %s: %s" % (state.root, error.strerror)) from None
+    # Everything that can be refused is tried in memory first (key, token, the cluster's
+    # objects with their names): a bad --namespace must not leave a half-made sandbox.
     try:
         jwa = normalize_algorithm(algorithm)
         private_key, private_pem = generate_signing_key()
@@ -149,21 +146,57 @@ def init_sandbox(state: StateDir, namespace: str = "default", token_ttl: int = 3
             subject=SYSTEM_USER, issuer=issuer or None, groups=list(groups), ttl=token_ttl))
     except OkeraAuthError as error:
         raise SandboxError(str(error)) from None
-    write_file_atomic(state.signing_key, private_pem, mode=0o600)
     public_pem = public_key_pem(private_key.public_key())
-    write_file_atomic(state.path("public-key.pem"), public_pem.encode("ascii"), mode=0o644)
     settings = Settings(namespace=namespace, tls=tls, admin_token=secrets.token_urlsafe(32),
                         reader_token=secrets.token_urlsafe(32), config_secret=config_secret,
                         issuer=issuer, groups=list(groups))
-    for name, token in (("admin.token", settings.admin_token), ("reader.token", settings.reader_token)):
-        write_file_atomic(state.path(name), token.encode("ascii"), mode=0o600)
-    if tls:
-        write_certificates(state.ca_cert, state.path("server.crt"), state.path("server.key"))
-    for stale in (state.cluster, state.faults):
-        if os.path.exists(stale):
-            os.unlink(stale)
-    seed_cluster(Store(state.cluster), namespace, minted.token, [public_pem], algorithm,
-                 token_secret=settings.token_secret, config_secret=config_secret,
-                 catalog_admins=list(groups) if catalog_admins is None else list(catalog_admins))
-    state.save_settings(settings)
+    admins = list(groups) if catalog_admins is None else list(catalog_admins)
+
+    def seed(store: Store) -> None:
+        seed_cluster(store, namespace, minted.token, [public_pem], algorithm,
+                     token_secret=settings.token_secret, config_secret=config_secret,
+                     catalog_admins=admins)
+
+    try:
+        seed(Store())
+    except ApiError as error:
+        raise SandboxError("the sandbox's cluster objects are refused (check --namespace and "
+                           "--config-secret): %s" % error.message) from None
+    made_root = not os.path.isdir(state.root)
+    try:
+        os.makedirs(state.root, mode=0o700, exist_ok=True)
+        os.chmod(state.root, 0o700)
+    except OSError as error:
+        raise SandboxError("cannot create %s: %s" % (state.root, error.strerror)) from None
+    present = set(os.listdir(state.root))
+    try:
+        write_file_atomic(state.signing_key, private_pem, mode=0o600)
+        write_file_atomic(state.path("public-key.pem"), public_pem.encode("ascii"), mode=0o644)
+        for name, token in (("admin.token", settings.admin_token), ("reader.token", settings.reader_token)):
+            write_file_atomic(state.path(name), token.encode("ascii"), mode=0o600)
+        if tls:
+            write_certificates(state.ca_cert, state.path("server.crt"), state.path("server.key"))
+        for stale in (state.cluster, state.faults):
+            if os.path.exists(stale):
+                os.unlink(stale)
+        seed(Store(state.cluster))
+        state.save_settings(settings)
+    except BaseException:
+        _remove_new_files(state.root, present, made_root)
+        raise
     return settings
+
+
+def _remove_new_files(root: str, present: Set[str], made_root: bool) -> None:
+    """Undo a failed init: the files it added, and the directory if it made it (a directory
+    that was there before keeps what it held)."""
+    for name in set(os.listdir(root)) - present:
+        try:
+            os.unlink(os.path.join(root, name))
+        except OSError:
+            pass
+    if made_root:
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass

@@ -134,6 +134,37 @@ def test_bad_groups_file_exits_2(run_authserver, pem_key, tmp_path):
     assert "list of group names" in message
 
 
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--claim", "x=" + DEEP], {}, "claim x is nested too deeply: JSON of at most 32 levels is read"),
+    ([], {"OKERA_AUTHSERVER_CLAIMS": '{"x": %s}' % DEEP}, "OKERA_AUTHSERVER_CLAIMS is nested too deeply"),
+    (["-g", "99999999999"], {}, "group 99999999999 is not a uid or gid: give a number from 0 to 4294967294"),
+    (["-k", "FIFO"], {}, "private key file FIFO is not a regular file"),
+    (["--groups-file", "FIFO"], {}, "groups file FIFO is not a regular file"),
+    (["--private-key-passphrase-file", "FIFO"], {}, "passphrase file FIFO is not a regular file"),
+])
+def test_hostile_settings_exit_2_in_one_line_without_waiting(run_authserver, pem_key, tmp_path, args, env,
+                                                             message):
+    """Each of these was a traceback, a silently ignored group or, for a FIFO, a start that
+    waited for ever (run_authserver's timeout fails the test)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    args = [str(fifo) if arg == "FIFO" else arg for arg in args]
+    found = _start_error(run_authserver, "-k", str(pem_key), "-g", "0", "-d", str(tmp_path / "t"), *args, env=env)
+    assert message.replace("FIFO", str(fifo)) in found
+    assert not (tmp_path / "t").exists()
+
+
+def test_key_parse_error_quotes_cryptography_tidily(run_authserver, tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n")
+    message = _start_error(run_authserver, "-k", str(key), "-g", "0", "-d", str(tmp_path / "t"))
+    assert "the private key could not be parsed (" in message
+    assert " )" not in message and "  " not in message
+
+
 def test_port_in_use_exits_2(run_authserver, pem_key, tmp_path):
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))

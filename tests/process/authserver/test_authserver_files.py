@@ -43,10 +43,10 @@ def test_file_mode_option_is_octal(start_daemon):
 def test_file_mode_from_environment_ignores_the_umask(start_daemon):
     old = os.umask(0o077)
     try:
-        daemon = start_daemon(env={"OKERA_AUTHSERVER_FILE_MODE": "660"})
+        daemon = start_daemon(env={"OKERA_AUTHSERVER_FILE_MODE": "440"})
     finally:
         os.umask(old)
-    assert _mode(Path(daemon.get("/janedoe")[2])) == 0o660
+    assert _mode(Path(daemon.get("/janedoe")[2])) == 0o440
 
 
 def test_file_is_deleted_after_the_delay_and_logged(start_daemon):

@@ -167,6 +167,19 @@ def test_bad_user_names_are_refused_and_write_nothing(refusing_daemon, path):
     assert sorted(p.name for p in daemon.workdir.iterdir()) == ["daemon.log", "daemon.out", "tokens"]
 
 
+@pytest.mark.parametrize("path, problem", [
+    ("/alice#frag", "'#' is not allowed in a user name"),
+    ("/jane%20doe", "' ' is not allowed in a user name"),
+    ("/a%2Fb", "'/' is not allowed in a user name"),
+    ("/.hidden", "a user name may not start with '.'"),
+    ("/-dash", "a user name may not start with '-'"),
+    ("/a..b", "'..' is not allowed in a user name"),
+])
+def test_a_bad_user_name_is_told_what_is_wrong_with_it(refusing_daemon, path, problem):
+    status, _headers, body = refusing_daemon.get(path)
+    assert status == 400 and body.startswith("bad user name: %s: it may hold only" % problem), body
+
+
 def test_longest_allowed_name_is_served(start_daemon):
     daemon = start_daemon()
     status, _headers, body = daemon.get("/" + "a" * 128)

@@ -9,6 +9,8 @@ import re
 import shutil
 import signal
 import socket as socket_module
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -16,6 +18,7 @@ from typing import Dict, List
 import pytest
 
 from authserver_process import verify_with_library
+from okera_auth.authserver.http import Limits
 from okera_auth.module_utils.tokens import decode_unverified
 
 PER_PROCESS = re.compile(r'^okera_authserver_process_tokens_issued_total\{process="(\d+)"\} (\d+)$',
@@ -157,3 +160,45 @@ def test_unix_socket_is_shared_by_the_workers(start_daemon, tmp_path):
 def test_a_bad_process_count_is_refused(run_authserver, pem_key, value):
     result = run_authserver("-k", str(pem_key), "--processes", value)
     assert result.returncode == 2 and "processes" in result.stderr
+
+
+def _children(pid: int) -> List[int]:
+    try:
+        return [int(child) for child in Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()]
+    except OSError:
+        return []
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("forked", [1, 2, 3])
+def test_sigterm_while_workers_are_forked_stops_the_supervisor_and_them(pem_key, tmp_path, forked):
+    """A SIGTERM that finds a worker just forked, before it has handlers of its own, must stop
+    it too: the supervisor's handler in the worker would swallow it, and the supervisor would
+    wait for the drain and the stop grace (15 s) before it SIGKILLs that worker."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("OKERA_AUTHSERVER_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "okera_auth.authserver", "-k", str(pem_key), "-p", "0", "-d", str(tmp_path / "tokens"),
+         "-g", str(os.getegid()), "--processes", "4"], env=environment, stderr=subprocess.PIPE, text=True)
+    workers: List[int] = []
+    try:
+        while len(_children(process.pid)) < forked and process.poll() is None:
+            pass  # no sleep: the signal is to land while the next workers are forked
+        workers = _children(process.pid)
+        process.send_signal(signal.SIGTERM)
+        # Well inside the drain's 10 s: a stop that waited for the stop grace is too late.
+        assert process.wait(timeout=Limits().drain_timeout) == 0, process.stderr.read()
+        assert not [pid for pid in workers if _running(pid)]
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

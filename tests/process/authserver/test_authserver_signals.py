@@ -93,6 +93,29 @@ def test_sighup_with_a_broken_key_keeps_the_old_one(start_daemon, pem_key, tmp_p
     assert "okera_authserver_key_reload_failures_total 1" in daemon.get("/metrics")[2]
 
 
+@pytest.mark.parametrize("swapped", ["key", "groups"])
+def test_sighup_with_a_fifo_for_a_file_keeps_the_old_key_and_sigterm_still_stops(
+        start_daemon, pem_key, tmp_path, swapped):
+    """A FIFO without a writer blocked the reload in open() for ever, and the stuck thread
+    then kept the stopped server from exiting."""
+    key, groups = tmp_path / "key.pem", tmp_path / "groups.json"
+    shutil.copy(pem_key, key)
+    groups.write_text(json.dumps({"janedoe": ["analysts"]}))
+    daemon = start_daemon("--groups-file", str(groups), key=key)
+    kid = decode_unverified(daemon.token_json("janedoe")["token"]).header["kid"]
+    swapped_path = key if swapped == "key" else groups
+    swapped_path.unlink()
+    os.mkfifo(swapped_path)
+    daemon.signal(signal.SIGHUP)
+    line = daemon.wait_for_log(re.compile(r"error: Reload failed.*")).group(0)
+    assert "the previous key stays in use: %s file %s is not a regular file" % (
+        "private key" if swapped == "key" else "groups", swapped_path) in line
+    claims = decode_unverified(daemon.token_json("janedoe")["token"])
+    assert claims.header["kid"] == kid and claims.claims["groups"] == ["analysts"]
+    assert daemon.stop() == 0
+    assert daemon.log().rstrip().endswith("Stopped")
+
+
 def test_sighup_reloads_the_groups_file(start_daemon, tmp_path):
     groups = tmp_path / "groups.json"
     groups.write_text(json.dumps({"janedoe": ["analysts"]}))

@@ -119,6 +119,23 @@ def test_errors_are_one_line(run_cli, tmp_path, args, message):
     assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--namespace", "Bad_NS!"], 'Namespace "Bad_NS!" is invalid'),
+    (["--config-secret", "Bad!"], 'Secret "Bad!" is invalid'),
+    (["--algorithm", "HS256"], "HS256"),
+])
+@pytest.mark.parametrize("existing", [False, True])
+def test_init_that_fails_leaves_nothing_behind(run_cli, tmp_path, args, message, existing):
+    """A refused value used to leave keys, certificates and tokens without a sandbox.json."""
+    state = tmp_path / "state"
+    if existing:
+        state.mkdir()
+        (state / "notes.txt").write_text("mine")
+    done = run_cli("init", "--state-dir", str(state), *args)
+    assert done.returncode == 1 and message in done.stderr and done.stderr.count("\n") == 1
+    assert (sorted(os.listdir(state)) == ["notes.txt"]) if existing else not state.exists()
+
+
 def test_init_refuses_to_replace_without_force(run_cli, tmp_path):
     state = str(tmp_path / "state")
     assert run_cli("init", "--state-dir", state).returncode == 0

@@ -86,12 +86,40 @@ def test_flags_win_over_environment(monkeypatch):
     (["-k", "k", "--processes", "65"], {}, "processes 65 is more than 64: give at most one per CPU"),
     (["-k", "k"], {"PROCESSES": "99999"}, "is more than 64"),
     (["-k", "k", "--workers", "100000"], {}, "workers 100000 is more than 64"),
+    # Token files are read by their owner and group only; the group never writes them.
+    (["-k", "k", "--file-mode", "0666"], {}, "file mode 0666 lets others at token files: give a mode"),
+    (["-k", "k", "--file-mode", "0604"], {}, "lets others at token files"),
+    (["-k", "k", "--file-mode", "0641"], {}, "lets others at token files"),
+    (["-k", "k", "--file-mode", "0660"], {}, "file mode 0660 lets the group write token files"),
+    (["-k", "k"], {"FILE_MODE": "0644"}, "0600, 0640, 0440 or 0400"),
+    # chown's "leave unchanged" (-1 as uid_t) and anything above it are no ids.
+    (["-k", "k", "-g", "99999999999"], {}, "group 99999999999 is not a uid or gid: give a number from 0 to 4294967294"),
+    (["-k", "k", "-g", "4294967295"], {}, "group 4294967295 is not a uid or gid"),
+    (["-k", "k"], {"GROUP": "4294967295"}, "is not a uid or gid"),
+    (["-k", "k", "--unix-socket", "/s", "--no-tcp", "--allowed-uids", "1,4294967295"], {},
+     "allowed-uids 4294967295 is not a uid or gid"),
+    (["-k", "k", "--unix-socket", "/s", "--no-tcp"], {"ALLOWED_GIDS": "99999999999999999999"},
+     "allowed-gids 99999999999999999999 is not a uid or gid"),
+    # JSON from flags and variables is held to the depth of a token's claims.
+    (["-k", "k", "--claim", "x=" + "[" * 5000 + "]" * 5000], {}, "claim x is nested too deeply: JSON of at most 32"),
+    (["-k", "k", "--claim", "x=" + "[" * 33 + "]" * 33], {}, "claim x is nested too deeply"),
+    (["-k", "k"], {"CLAIMS": '{"x": %s}' % ("[" * 5000 + "]" * 5000)}, "OKERA_AUTHSERVER_CLAIMS is nested too deeply"),
+    (["-k", "k", "--unix-socket", "/tmp/" + "s" * 103], {}, "the path is 108 bytes long, longer than the 107 bytes"),
 ])
 def test_bad_settings_are_one_line_errors(monkeypatch, argv, env, message):
     for name, value in env.items():
         monkeypatch.setenv("OKERA_AUTHSERVER_" + name, value)
     with pytest.raises(StartupError, match=re.escape(message)):
         parse_settings(argv)
+
+
+def test_the_edges_of_modes_ids_depth_and_socket_paths_are_accepted():
+    settings = parse_settings(["-k", "k", "--file-mode", "0400", "-g", "4294967294", "--claim",
+                               "x=" + "[" * 32 + "]" * 32, "--unix-socket", "/tmp/" + "s" * 102,
+                               "--no-tcp", "--allowed-uids", "0,4294967294"])
+    assert (settings.file_mode, settings.group, settings.allowed_uids) == (0o400, "4294967294", [0, 4294967294])
+    for mode in ("0600", "0640", "0440", "0700", "0o750"):
+        assert parse_settings(["-k", "k", "--file-mode", mode]).file_mode == int(mode[-3:], 8)
 
 
 def test_the_most_processes_and_workers_are_accepted():

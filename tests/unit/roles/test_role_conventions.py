@@ -84,3 +84,36 @@ def test_documented_defaults_equal_the_defaults(role):
 @pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
 def test_public_variables_carry_the_role_prefix(role):
     assert [name for name in _load(role, "defaults/main.yml") if not name.startswith(role.name + "_")] == []
+
+
+def _file_mode_patterns():
+    """(role, variable, the pattern its preflight holds the token files' mode to)."""
+    for role in ROLES:
+        for task in _tasks(role):
+            for name, pattern in (task.get("vars") or {}).items():
+                if name.endswith("_file_mode_pattern"):
+                    yield role.name, name[1:-len("_pattern")], pattern
+
+
+def test_the_roles_accept_exactly_the_file_modes_the_daemon_accepts():
+    """A mode the role lets through but the daemon refuses would fail the service after the
+    install; one the role refuses but the daemon takes would be a needless failure."""
+    from okera_auth.authserver.options import OPTIONS_BY_NAME, StartupError  # pylint: disable=import-outside-toplevel  # the daemon's rule
+
+    def daemon_accepts(text: str) -> bool:
+        try:
+            OPTIONS_BY_NAME["file_mode"].convert(text, "file-mode")
+        except StartupError:
+            return False
+        return True
+
+    texts = [form % mode for mode in range(0o1000) for form in ("%04o", "%o", "0o%03o")] + ["1640", "00640", "0"]
+    accepted = {text for text in texts if daemon_accepts(text)}
+    assert {"0640", "0600", "0440", "0400"} <= accepted and not {"0666", "0604", "0660", "1640"} & accepted
+    found = sorted(_file_mode_patterns())
+    assert [(role, variable) for role, variable, _pattern in found] == [
+        ("authserver", "authserver_file_mode"), ("authserver_sidecar", "authserver_sidecar_file_mode")]
+    for role, variable, pattern in found:
+        default = yaml.safe_load((REPO_ROOT / "roles" / role / "defaults" / "main.yml").read_text())[variable]
+        assert default in accepted, (role, default)
+        assert {text for text in texts if re.match(pattern, text)} == accepted, role
