@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from okera_auth.module_utils._http import without_userinfo
+
 from .options import StartupError
 
 # Secrets Manager holds at most 64 KiB in a secret's string; a key is a few KiB.
@@ -52,7 +54,7 @@ def fetch_secret_string(secret_id: str, region: Optional[str] = None, endpoint_u
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
             botocore.exceptions.ReadTimeoutError):
         raise StartupError("%s: AWS Secrets Manager %sis unreachable" % (
-            where, "at %s " % endpoint_url if endpoint_url else "")) from None
+            where, "at %s " % without_userinfo(endpoint_url) if endpoint_url else "")) from None
     except (botocore.exceptions.BotoCoreError, ValueError) as error:
         raise StartupError("%s could not be read: %s" % (where, type(error).__name__)) from None
     text = answer.get("SecretString")

@@ -52,11 +52,13 @@ def test_missing_secret_and_unreachable_endpoint_are_one_line_start_errors(run_a
     assert "secret okera/no-such-key does not exist in AWS Secrets Manager" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
 
+    # A password written into the endpoint's URL is left out of the message.
     unreachable = run_authserver("--private-key-secret-id", SECRET, "--aws-region", "us-east-1", "--aws-endpoint-url",
-                                 "http://127.0.0.1:9", "-d", str(tmp_path / "tokens"), "-g", str(os.getgid()),
+                                 "http://user:pw-in-url@127.0.0.1:9", "-d", str(tmp_path / "tokens"), "-g", str(os.getgid()),
                                  env=environment)
     assert unreachable.returncode == 2
     assert "AWS Secrets Manager at http://127.0.0.1:9 is unreachable" in unreachable.stderr
+    assert "pw-in-url" not in unreachable.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1
 
 
