@@ -1,14 +1,70 @@
 # Copyright: okera.auth contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Atomic file writes: a reader sees the old file or the whole new one, never a part."""
+"""Files named by users: bounded reads of small inputs, and atomic writes (a reader sees the
+old file or the whole new one, never a part)."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from typing import Optional
 
-from .errors import FileExistsWriteError, FileWriteError
+from .errors import FileExistsWriteError, FileWriteError, InputFileError, shown_path
+
+# Keys, passphrases, tokens and groups files are small: a key is a few KiB, a token with many
+# groups some KiB, a groups file of thousands of users a few hundred. Anything bigger is a
+# mistake, refused after reading at most this many bytes plus one.
+MAX_INPUT_FILE_BYTES = 1024 * 1024
+
+
+def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> bytes:
+    """The content of a small input file: a regular file of at most ``limit`` bytes.
+
+    Opened with O_NONBLOCK, so a FIFO or a device never blocks, and refused unless it is a
+    regular file (after symlinks); at most ``limit`` + 1 bytes are read, so a file that grows
+    while it is read is refused too. Each failure is one line naming the file, never its content.
+    """
+    name = "%s file %s" % (what, shown_path(path))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise InputFileError("%s does not exist" % name) from None
+    except PermissionError:
+        raise InputFileError("%s cannot be read: permission denied" % name) from None
+    except OSError as error:
+        raise InputFileError("%s cannot be read: %s" % (name, error.strerror)) from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputFileError("%s is a directory, not a file" % name)
+        if not stat.S_ISREG(mode):
+            raise InputFileError("%s is not a regular file: give the %s file itself" % (name, what))
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(descriptor, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as error:
+        raise InputFileError("%s cannot be read: %s" % (name, error.strerror)) from None
+    finally:
+        os.close(descriptor)
+    if left <= 0:
+        raise InputFileError("%s is larger than %s, the most read: give the %s file itself"
+                             % (name, _size(limit), what))
+    return b"".join(chunks)
+
+
+def _size(count: int) -> str:
+    if count % (1024 * 1024) == 0:
+        return "%d MiB" % (count // (1024 * 1024))
+    if count % 1024 == 0:
+        return "%d KiB" % (count // 1024)
+    return "%d bytes" % count
 
 
 def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[int] = None,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from .errors import AlgorithmError, KeyLoadError
+from .files import read_bounded
 
 try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -232,24 +233,9 @@ def _safe_reason(error: Exception) -> str:
     return text[:160]
 
 
-def read_key_file(path: str, what: str = "key") -> bytes:
-    """Read a key file with a one-line error for each way it can be missing."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise KeyLoadError("%s file %s does not exist" % (what, path)) from None
-    except IsADirectoryError:
-        raise KeyLoadError("%s file %s is a directory, not a file" % (what, path)) from None
-    except PermissionError:
-        raise KeyLoadError("%s file %s cannot be read: permission denied" % (what, path)) from None
-    except OSError as error:
-        raise KeyLoadError("%s file %s cannot be read: %s" % (what, path, error.strerror)) from None
-
-
 def load_private_key_file(path: str,
                           passphrase: Union[bytes, str, None] = None) -> PrivateKey:
-    return load_private_key(read_key_file(path, "private key"), passphrase)
+    return load_private_key(read_bounded(path, "private key"), passphrase)
 
 
 def _b64url(data: bytes) -> str:

@@ -171,9 +171,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
-from ansible_collections.okera.auth.plugins.module_utils.files import write_file_atomic
+from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded, write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
-    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key, read_key_file,
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     Signer, TokenSpec, decode_unverified, expiry_facts, mint, parse_duration, parse_time,
@@ -183,12 +183,9 @@ from ansible_collections.okera.auth.plugins.module_utils.tokens import (
 
 def _read_existing(path):
     """The token stored at path, or None when there is none."""
-    if not path or not os.path.exists(path):
+    if not path or not os.path.lexists(path):
         return None
-    if os.path.isdir(path):
-        raise OkeraAuthError("path %s is a directory: give a file name for the token" % path)
-    with open(path, "r", encoding="ascii", errors="replace") as handle:
-        return handle.read().strip()
+    return read_bounded(path, "token").decode("ascii", "replace").strip()
 
 
 def _token_spec(params, now):
@@ -242,7 +239,7 @@ def main():
         module.fail_json(msg="give path, or set return_content: true, or the token is lost")
     now = int(time.time())
     try:
-        key_data = (read_key_file(params["private_key_path"], "private key")
+        key_data = (read_bounded(params["private_key_path"], "private key")
                     if params["private_key_path"] else params["private_key_content"])
         signer = Signer(load_private_key(key_data, params["private_key_passphrase"]),
                         params["algorithm"], params["kid"])

@@ -135,8 +135,9 @@ verified_kid:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
-    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_public_keys, read_key_file,
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_public_keys,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     decode_unverified, expiry_facts, verify,
@@ -167,11 +168,11 @@ def main():
     try:
         token = params["token"]
         if params["path"]:
-            token = read_key_file(params["path"], "token").decode("ascii", "replace")
+            token = read_bounded(params["path"], "token").decode("ascii", "replace")
         decoded = decode_unverified(token)
         result = dict(changed=False, header=decoded.header, claims=decoded.claims)
         result.update(expiry_facts(decoded.claims))
-        key_texts = [read_key_file(path, "public key") for path in params["public_key_path"]]
+        key_texts = [read_bounded(path, "public key") for path in params["public_key_path"]]
         key_texts += params["public_key_content"]
         if key_texts:
             keys = [entry for text in key_texts for entry in load_public_keys(text)]

@@ -94,10 +94,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
-from ansible_collections.okera.auth.plugins.module_utils.files import write_file_atomic
+from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded, write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, check_key_fits, describe_key, generate_private_key,
-    load_private_key, private_key_pem, public_key_pem, read_key_file,
+    load_private_key, private_key_pem, public_key_pem,
 )
 from ansible_collections.okera.auth.plugins.module_utils.signing_key import fingerprint
 
@@ -120,7 +120,7 @@ def main():
     before = None
     try:
         if path and os.path.lexists(path):
-            key = load_private_key(read_key_file(path, "private key"))
+            key = load_private_key(read_bounded(path, "private key"))
             check_key_fits(params["algorithm"], key)
             before = fingerprint(key)
         else:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.files import read_bounded
 from okera_auth.module_utils.keys import describe_key, load_private_key
 from okera_auth.module_utils.tokens import Signer
 from .events import EventLog, Metrics, MetricsTable, key_identity
@@ -25,10 +26,6 @@ from .http import CallerPolicy, HttpServer, Limits
 from .issuer import ClaimRules, PendingDeletions, TokenDirectory, TokenIssuer, remove_stale_files
 from .options import StartupError
 
-# The key, its passphrase and the groups file are small: a key is a few KiB, a groups file of
-# thousands of users a few hundred. Anything bigger (or /dev/zero) is a mistake, refused
-# after reading at most this many bytes plus one.
-MAX_INPUT_FILE_BYTES = 1024 * 1024
 # Descriptors the server needs besides its connections: stdio, the event loop, listeners, the
 # token directory, the key and groups files on reload, the systemd socket, and one token file
 # per signing thread (added per worker).
@@ -104,34 +101,6 @@ def check_group_usable(directory: TokenDirectory, gid: int) -> None:
     except OSError as error:
         raise StartupError("cannot create files in %s: %s"
                            % (directory.path, error.strerror)) from None
-
-
-def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> bytes:
-    """The content of a small input file, reading at most ``limit`` + 1 bytes: a bigger file
-    (or a device such as /dev/zero) is refused in one line, never read whole."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise StartupError("%s file %s does not exist" % (what, path)) from None
-    except IsADirectoryError:
-        raise StartupError("%s file %s is a directory, not a file" % (what, path)) from None
-    except PermissionError:
-        raise StartupError("%s file %s cannot be read: permission denied" % (what, path)) from None
-    except OSError as error:
-        raise StartupError("%s file %s cannot be read: %s" % (what, path, error.strerror)) from None
-    if len(data) > limit:
-        raise StartupError("%s file %s is larger than %s, the most this server reads: give the "
-                           "%s file itself" % (what, path, _size(limit), what))
-    return data
-
-
-def _size(count: int) -> str:
-    if count % (1024 * 1024) == 0:
-        return "%d MiB" % (count // (1024 * 1024))
-    if count % 1024 == 0:
-        return "%d KiB" % (count // 1024)
-    return "%d bytes" % count
 
 
 @dataclass(frozen=True)
