@@ -17,14 +17,23 @@ from typing import Any
 # a key or token given in the wrong option never reaches an error message (Ansible's no_log
 # masking matches exact values, not a repr with its newlines escaped).
 SHOWN_LIMIT = 80
-# Paths are longer than most values (a temp directory, a test's own directory) and are
-# needed to act on an error: they may be this long.
-SHOWN_PATH_LIMIT = 160
-_KEY_MATERIAL = re.compile(
-    r"-----BEGIN"                                     # PEM
-    r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"  # a JWT's header.claims.signature
-    r"|[A-Za-z0-9+=_-]{40}"                           # long base64 (a key, a signature, a secret)
-    r"|PRIVATE KEY")
+# Key material or a token: PEM, a JWT (header.claims.signature), a long run of base64 (mixed
+# case and digits, as encoded bytes are; a long name of letters alone is no secret).
+_SECRET_SHAPE = re.compile(
+    r"-----BEGIN|PRIVATE KEY"
+    r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+_LONG_BASE64 = re.compile(r"[A-Za-z0-9+/=_-]{100,}")
+# In a message, even a shorter run of base64 is withheld (a signature, a secret's piece).
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+=_-]{40}")
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether ``text`` looks like a key or a token (or is several lines, as PEM is): such a
+    value is never put in a claim, a header or a message."""
+    if len(text.splitlines()) > 1 or _SECRET_SHAPE.search(text):
+        return True
+    return any(re.search(r"[A-Z]", run) and re.search(r"[a-z]", run) and re.search(r"[0-9]", run)
+               for run in _LONG_BASE64.findall(text))
 
 
 def withheld(text: str) -> str:
@@ -32,22 +41,35 @@ def withheld(text: str) -> str:
     return "(a value of %d characters, not shown)" % len(text)
 
 
-def is_shown(text: str, limit: int = SHOWN_LIMIT) -> bool:
-    """Whether ``text`` may appear in a message: one short line that looks like no secret."""
-    return (len(text) <= limit and len(text.splitlines() or [""]) == 1 and text.isprintable()
-            and not _KEY_MATERIAL.search(text))
+def is_shown(text: str) -> bool:
+    """Whether ``text`` may appear in a message: one short printable line that looks like no secret."""
+    return (len(text) <= SHOWN_LIMIT and text.isprintable() and not looks_like_secret(text)
+            and not _BASE64_RUN.search(text))
 
 
 def shown(value: Any) -> str:
-    """A user-given value as a message quotes it: ``'value'``, or withheld(value)."""
-    text = str(value)
-    return repr(text) if is_shown(text) else withheld(text)
+    """A user-given value as a message quotes it: its repr (``'24h'``, ``-1``), or withheld()."""
+    text = value if isinstance(value, str) else repr(value)
+    return repr(value) if is_shown(text) else withheld(text)
 
 
 def shown_path(path: Any) -> str:
     """A user-given path as a message names it: as it is, or withheld(path)."""
     text = str(path)
-    return text if is_shown(text, SHOWN_PATH_LIMIT) else withheld(text)
+    return text if is_shown(text) else withheld(text)
+
+
+def whole_number(value: Any) -> int:
+    """An integer option's value, for an argument spec (``type=whole_number``): Ansible's own
+    int check quotes a value it cannot convert whole, a pasted key included."""
+    if isinstance(value, bool):
+        raise TypeError("%s is not a whole number" % shown(value))
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise TypeError("%s is not a whole number" % shown(value)) from None
 
 
 class OkeraAuthError(Exception):

@@ -89,7 +89,7 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[i
     else:
         directory, name = os.path.split(path)
     temp_path = os.path.join(directory, ".%s.%s.tmp" % (name, secrets.token_hex(6)))
-    where = directory or "the directory"
+    where = shown_path(directory) if directory else "the directory"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
         descriptor = os.open(temp_path, flags, 0o600, dir_fd=dir_fd)
@@ -114,10 +114,10 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[i
             os.unlink(temp_path, dir_fd=dir_fd)
     except FileExistsError:
         _remove_quietly(temp_path, dir_fd)
-        raise FileExistsWriteError("%s already exists" % path) from None
+        raise FileExistsWriteError("%s already exists" % shown_path(path)) from None
     except OSError as error:
         _remove_quietly(temp_path, dir_fd)
-        raise FileWriteError("cannot write %s: %s" % (path, error.strerror)) from None
+        raise FileWriteError("cannot write %s: %s" % (shown_path(path), error.strerror)) from None
 
 
 def _remove_quietly(path: str, dir_fd: Optional[int] = None) -> None:

@@ -170,7 +170,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, shown_path
 from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded, write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key,
@@ -261,7 +261,7 @@ def main():
     except OkeraAuthError as error:
         module.fail_json(msg=str(error))
     except OSError as error:
-        module.fail_json(msg="cannot read %s: %s" % (path, error.strerror))
+        module.fail_json(msg="cannot read %s: %s" % (shown_path(path), error.strerror))
 
     result = dict(changed=reason is not None, claims=claims, header=header,
                   kid=header.get("kid", ""), reason=reason)

@@ -134,7 +134,7 @@ verified_kid:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, whole_number
 from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_public_keys,
@@ -153,7 +153,7 @@ def main():
             # no_log: a private key may be given here by mistake.
             public_key_content=dict(type="list", elements="str", default=[], no_log=True),
             algorithms=dict(type="list", elements="str", default=["RS512"]),
-            leeway=dict(type="int", default=0),
+            leeway=dict(type=whole_number, default=0),
             issuer=dict(type="str"),
             audience=dict(type="list", elements="str"),
             subject=dict(type="str"),

@@ -93,7 +93,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, shown_path, whole_number
 from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded, write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, check_key_fits, describe_key, generate_private_key,
@@ -106,7 +106,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             algorithm=dict(type="str", default="RS512"),
-            size=dict(type="int", default=2048),
+            size=dict(type=whole_number, default=2048),
             path=dict(type="path"),
             return_content=dict(type="bool", default=False),
         ),
@@ -128,7 +128,7 @@ def main():
             if path and not module.check_mode:
                 write_file_atomic(path, private_key_pem(key).encode("ascii"), mode=0o600)
     except OkeraAuthError as error:
-        module.fail_json(msg="%s%s" % ("%s: " % path if path else "", error))
+        module.fail_json(msg="%s%s" % ("%s: " % shown_path(path) if path else "", error))
     result = dict(changed=before is None, fingerprint=fingerprint(key), public_key=public_key_pem(key.public_key()),
                   key_type=describe_key(key))
     if path:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..errors import shown
 from .client import ClusterError, api_path, request
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -48,7 +49,7 @@ def find_workloads(api_client: Any, namespace: str, kinds: Sequence[str] = WORKL
     found: List[Workload] = []
     for kind in kinds:
         if kind not in _PLURAL:
-            raise ClusterError("unknown workload kind %r: use %s" % (kind, ", ".join(WORKLOAD_KINDS)))
+            raise ClusterError("unknown workload kind %s: use %s" % (shown(kind), ", ".join(WORKLOAD_KINDS)))
         listing = request(api_client, "list %ss in namespace %s" % (kind, namespace), "GET",
                           api_path(namespace, _PLURAL[kind], group=APPS_GROUP), query={"labelSelector": label_selector})
         for item in listing.get("items") or []:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.errors import OkeraAuthError, shown
 from okera_auth.module_utils.files import read_bounded
 from okera_auth.module_utils.keys import describe_key, load_private_key
 from okera_auth.module_utils.tokens import Signer
@@ -40,8 +40,8 @@ def resolve_group(group: str) -> int:
     try:
         return grp.getgrnam(text).gr_gid
     except KeyError:
-        raise StartupError("group %r does not exist: create it (groupadd %s) or give another "
-                           "with -g/--group NAME|GID" % (text, text)) from None
+        raise StartupError("group %s does not exist: create it (groupadd %s) or give another "
+                           "with -g/--group NAME|GID" % (shown(text), shown(text).strip("'"))) from None
 
 
 def prepare_directory(directory: str, gid: int, log: EventLog) -> None:

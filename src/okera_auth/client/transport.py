@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import quote, urlsplit
 
+from okera_auth.module_utils.errors import shown
 from .errors import BadAnswerError, ClientSettingsError, ServerAnswerError, ServerUnreachableError
 
 DEFAULT_URL = "http://127.0.0.1:5001"
@@ -52,16 +53,16 @@ def parse_url(url: str) -> ServerAddress:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
-        raise ClientSettingsError("auth server URL %r is not valid: %s" % (url, error)) from None
+        raise ClientSettingsError("auth server URL %s is not valid: %s" % (shown(url), error)) from None
     if parts.scheme != "http":
-        raise ClientSettingsError("auth server URL %r must start with http:// (the server only "
-                                  "listens on loopback, without TLS)" % url)
+        raise ClientSettingsError("auth server URL %s must start with http:// (the server only "
+                                  "listens on loopback, without TLS)" % shown(url))
     if not parts.hostname:
-        raise ClientSettingsError("auth server URL %r has no host: write e.g. %s"
-                                  % (url, DEFAULT_URL))
+        raise ClientSettingsError("auth server URL %s has no host: write e.g. %s"
+                                  % (shown(url), DEFAULT_URL))
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ClientSettingsError("auth server URL %r must not have a path or query: the client "
-                                  "asks for /<user> itself" % url)
+        raise ClientSettingsError("auth server URL %s must not have a path or query: the client "
+                                  "asks for /<user> itself" % shown(url))
     return ServerAddress(host=parts.hostname, port=port if port is not None else 80)
 
 
@@ -153,8 +154,8 @@ def ask_for_token_file(server: ServerAddress, user: str,
         connection.close()
     text = body.decode("utf-8", "replace")
     if response.status in (400, 403):
-        raise ServerAnswerError("the auth server at %s refused the request for %r: %s"
-                                % (server.label, user, _one_line(text)), response.status)
+        raise ServerAnswerError("the auth server at %s refused the request for %s: %s"
+                                % (server.label, shown(user), _one_line(text)), response.status)
     if response.status != 200:
         raise ServerAnswerError("the auth server at %s answered %d %s: %s"
                                 % (server.label, response.status, response.reason,

@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from okera_auth.client import ClientError, ServerAnswerError, ServerUnreachableError
 from okera_auth.client import forget_tokens, get_token
-from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.errors import OkeraAuthError, shown
 
 PROGRAM = "myservice"
 DEFAULT_PORT = 5010
@@ -150,8 +150,8 @@ class DatabaseLister:
                                  "(the Okera cluster's REST server, e.g. "
                                  "https://okera.example.com:8083)")
         if not settings.rest_url.startswith(("http://", "https://")):
-            raise OkeraAuthError("REST API URL %r must start with http:// or https://"
-                                 % settings.rest_url)
+            raise OkeraAuthError("REST API URL %s must start with http:// or https://"
+                                 % shown(settings.rest_url))
         self.settings = settings
         self.url = settings.rest_url.rstrip("/") + DATABASES_PATH
         self.token_source = token_source
@@ -170,11 +170,11 @@ class DatabaseLister:
         except ServerAnswerError as error:
             # 400: a name the auth server refuses; 403: a caller it refuses.
             status = error.status if error.status in (400, 403) else 502
-            raise ServiceError("no token for %r: %s" % (user, error), status) from None
+            raise ServiceError("no token for %s: %s" % (shown(user), error), status) from None
         except ServerUnreachableError as error:
-            raise ServiceError("no token for %r: %s" % (user, error), 503) from None
+            raise ServiceError("no token for %s: %s" % (shown(user), error), 503) from None
         except ClientError as error:
-            raise ServiceError("no token for %r: %s" % (user, error), 502) from None
+            raise ServiceError("no token for %s: %s" % (shown(user), error), 502) from None
 
     def databases(self, user: str) -> List[str]:
         try:
