@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from typing import Optional
+from typing import Mapping, Optional
 
 from .errors import FileExistsWriteError, FileWriteError, InputFileError, shown_path
 
@@ -57,6 +57,25 @@ def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> byt
         raise InputFileError("%s is larger than %s, the most read: give the %s file itself"
                              % (name, _size(limit), what))
     return b"".join(chunks)
+
+
+def same_file(path: str, other: str) -> bool:
+    """Whether ``path`` and ``other`` lead to one file (device and inode, after symlinks and
+    hard links); False when either does not exist."""
+    try:
+        first, second = os.stat(path), os.stat(other)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def refuse_replacing_inputs(path: str, inputs: Mapping[str, Optional[str]]) -> None:
+    """Raise FileWriteError when the output ``path`` is one of the files a module reads (option
+    name -> path): writing there would destroy the input, a signing key for example."""
+    for option, other in inputs.items():
+        if other and same_file(path, other):
+            raise FileWriteError("path %s is the same file as %s: give another path; an input is never "
+                                 "replaced, not even with force" % (shown_path(path), option))
 
 
 def _size(count: int) -> str:
