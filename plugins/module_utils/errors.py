@@ -59,19 +59,6 @@ def shown_path(path: Any) -> str:
     return text if is_shown(text) else withheld(text)
 
 
-def whole_number(value: Any) -> int:
-    """An integer option's value, for an argument spec (``type=whole_number``): Ansible's own
-    int check quotes a value it cannot convert whole, a pasted key included."""
-    if isinstance(value, bool):
-        raise TypeError("%s is not a whole number" % shown(value))
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise TypeError("%s is not a whole number" % shown(value)) from None
-
-
 class OkeraAuthError(Exception):
     """Base of every error the library raises on purpose."""
 
@@ -106,3 +93,14 @@ class MetricsError(OkeraAuthError):
 
 class InputFileError(OkeraAuthError):
     """A file named by a user is missing, not a regular file, unreadable or too large."""
+
+
+def whole_number(value: Any, option: str) -> int:
+    """The value of an integer option, declared ``type: raw``: Ansible's own int check quotes
+    a value it cannot convert whole, a key pasted there included; this one quotes it with shown()."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise OkeraAuthError("%s must be a whole number, not %s" % (option, shown(value))) from None

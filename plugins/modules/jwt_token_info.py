@@ -63,8 +63,11 @@ options:
     elements: str
     default: [RS512]
   leeway:
-    description: Seconds of clock skew allowed on C(exp), C(nbf) and C(iat).
-    type: int
+    description:
+      - Seconds of clock skew allowed on C(exp), C(nbf) and C(iat), a whole number.
+      - Declared C(raw) so that a value that is no number is refused by the module, whose
+        message never quotes a key or token given here by mistake.
+    type: raw
     default: 0
   issuer:
     description: Expected C(iss), checked when given.
@@ -153,7 +156,7 @@ def main():
             # no_log: a private key may be given here by mistake.
             public_key_content=dict(type="list", elements="str", default=[], no_log=True),
             algorithms=dict(type="list", elements="str", default=["RS512"]),
-            leeway=dict(type=whole_number, default=0),
+            leeway=dict(type="raw", default=0),
             issuer=dict(type="str"),
             audience=dict(type="list", elements="str"),
             subject=dict(type="str"),
@@ -166,6 +169,7 @@ def main():
         module.fail_json(msg=missing_required_lib(CRYPTO_LIBS), exception=CRYPTO_LIBS_IMPORT_ERROR)
     params = module.params
     try:
+        leeway = whole_number(params["leeway"], "leeway")
         token = params["token"]
         if params["path"]:
             token = read_bounded(params["path"], "token").decode("ascii", "replace")
@@ -176,7 +180,7 @@ def main():
         key_texts += params["public_key_content"]
         if key_texts:
             keys = [entry for text in key_texts for entry in load_public_keys(text)]
-            verdict = verify(token, keys, params["algorithms"], leeway=params["leeway"],
+            verdict = verify(token, keys, params["algorithms"], leeway=leeway,
                              issuer=params["issuer"], audience=params["audience"],
                              subject=params["subject"])
             result.update(valid=verdict.valid, reason=verdict.reason)

@@ -37,8 +37,11 @@ options:
     type: str
     default: RS512
   size:
-    description: Bits of an RSA key (at least 2048).
-    type: int
+    description:
+      - Bits of an RSA key (at least 2048), a whole number.
+      - Declared C(raw) so that a value that is no number is refused by the module, whose
+        message never quotes a key given here by mistake.
+    type: raw
     default: 2048
   path:
     description: File to keep the private key in (mode C(0600)); an existing key there is kept.
@@ -106,7 +109,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             algorithm=dict(type="str", default="RS512"),
-            size=dict(type=whole_number, default=2048),
+            size=dict(type="raw", default=2048),
             path=dict(type="path"),
             return_content=dict(type="bool", default=False),
         ),
@@ -124,7 +127,7 @@ def main():
             check_key_fits(params["algorithm"], key)
             before = fingerprint(key)
         else:
-            key = generate_private_key(params["algorithm"], params["size"])
+            key = generate_private_key(params["algorithm"], whole_number(params["size"], "size"))
             if path and not module.check_mode:
                 write_file_atomic(path, private_key_pem(key).encode("ascii"), mode=0o600)
     except OkeraAuthError as error:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from okera_auth.module_utils import keys, tokens
+from okera_auth.module_utils import tokens
 
 OPTIONS = {
     "jwt_token": ["subject", "issuer", "groups", "audience", "ttl", "expires_at", "not_before", "kid",
