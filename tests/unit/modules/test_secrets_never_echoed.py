@@ -61,8 +61,9 @@ def _module(name):
        long_text=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=90, max_size=300))
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_secret_in_any_textual_option_never_reaches_the_output(run_module, material, key_dir, tmp_path_factory,
-                                                                 rsa_private_key, name, option, kind, prefix,
-                                                                 long_text):
+                                                                 rsa_private_key, monkeypatch, name, option, kind,
+                                                                 prefix, long_text):
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))  # a relative path given is written there
     if kind == "long text":
         value, hidden = long_text, long_text
     else:
