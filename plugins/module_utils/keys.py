@@ -29,7 +29,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .errors import AlgorithmError, KeyLoadError
+from .errors import AlgorithmError, KeyLoadError, shown
+from .files import read_bounded
 
 try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -84,11 +85,11 @@ def normalize_algorithm(name: str) -> str:
         return upper
     if upper == "NONE" or upper.startswith("HS"):
         raise AlgorithmError(
-            "algorithm %r is refused: tokens here are signed with a private key and verified "
-            "with its public key; use one of %s" % (text, ", ".join(SUPPORTED_ALGORITHMS)))
+            "algorithm %s is refused: tokens here are signed with a private key and verified "
+            "with its public key; use one of %s" % (shown(text), ", ".join(SUPPORTED_ALGORITHMS)))
     raise AlgorithmError(
-        "unknown algorithm %r: use one of %s (or Okera's rsa256 / rsa512)"
-        % (text, ", ".join(SUPPORTED_ALGORITHMS)))
+        "unknown algorithm %s: use one of %s (or Okera's rsa256 / rsa512)"
+        % (shown(text), ", ".join(SUPPORTED_ALGORITHMS)))
 
 
 def describe_key(key: Union[PrivateKey, PublicKey]) -> str:
@@ -232,24 +233,9 @@ def _safe_reason(error: Exception) -> str:
     return text[:160]
 
 
-def read_key_file(path: str, what: str = "key") -> bytes:
-    """Read a key file with a one-line error for each way it can be missing."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise KeyLoadError("%s file %s does not exist" % (what, path)) from None
-    except IsADirectoryError:
-        raise KeyLoadError("%s file %s is a directory, not a file" % (what, path)) from None
-    except PermissionError:
-        raise KeyLoadError("%s file %s cannot be read: permission denied" % (what, path)) from None
-    except OSError as error:
-        raise KeyLoadError("%s file %s cannot be read: %s" % (what, path, error.strerror)) from None
-
-
 def load_private_key_file(path: str,
                           passphrase: Union[bytes, str, None] = None) -> PrivateKey:
-    return load_private_key(read_key_file(path, "private key"), passphrase)
+    return load_private_key(read_bounded(path, "private key"), passphrase)
 
 
 def _b64url(data: bytes) -> str:
@@ -412,8 +398,8 @@ def generate_private_key(algorithm: str = DEFAULT_ALGORITHM, size: int = MIN_RSA
     name = normalize_algorithm(algorithm)
     if name.startswith(("RS", "PS")):
         if isinstance(size, bool) or not isinstance(size, int) or size < MIN_RSA_BITS or size > 16384:
-            raise KeyLoadError("an RSA key of %r bits cannot be made: give a size from %d to 16384"
-                               % (size, MIN_RSA_BITS))
+            raise KeyLoadError("an RSA key of %s bits cannot be made: give a size from %d to 16384"
+                               % (shown(size), MIN_RSA_BITS))
         return rsa.generate_private_key(public_exponent=65537, key_size=size)
     if name in _EC_CURVE_BY_ALGORITHM:
         return ec.generate_private_key(ec.SECP256R1() if name == "ES256" else

@@ -17,7 +17,6 @@ the textfile or the Pushgateway and adds to it.
 from __future__ import annotations
 
 import base64
-import errno
 import json
 import math
 import os
@@ -31,8 +30,8 @@ from urllib.parse import quote, urlsplit
 from urllib.request import Request
 
 from ._http import http_open, without_userinfo
-from .errors import ClaimsError, FileWriteError, MetricsError
-from .files import write_file_atomic
+from .errors import ClaimsError, FileWriteError, InputFileError, MetricsError
+from .files import read_bounded, write_file_atomic
 from .tokens import parse_duration, parse_time
 
 try:
@@ -352,15 +351,12 @@ def update_textfile(path: str, target: Target, build: Callable[[List[Sample]], L
 
 
 def _read_text(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return ""
-    except OSError as error:
-        if error.errno == errno.EISDIR:
-            raise MetricsError("the metrics textfile %s is a directory: give a file path ending in .prom" % path) from None
-        raise MetricsError("cannot read the metrics textfile %s: %s" % (path, error.strerror)) from None
+    try:
+        return read_bounded(path, "metrics text").decode("utf-8", "replace")
+    except InputFileError as error:
+        raise MetricsError(str(error)) from None
 
 
 # ---- Pushgateway --------------------------------------------------------------------------------

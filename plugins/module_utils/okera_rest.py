@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from ._http import has_userinfo, http_open, without_userinfo
 from ._polling import pauses
-from .errors import OkeraAuthError
+from .errors import OkeraAuthError, shown
 
 RETRIED_STATUSES = (502, 503, 504)
 MAX_ANSWER = 4 * 1024 * 1024
@@ -73,12 +73,12 @@ def base_url(url: str) -> str:
         raise RestCheckError("the URL holds a user name or password: give it without them; the check sends the token")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise RestCheckError("%r is not a base URL of the Okera REST API: give e.g. https://okera.example.com:8083"
-                             % _shown(text))
+        raise RestCheckError("%s is not a base URL of the Okera REST API: give e.g. https://okera.example.com:8083"
+                             % shown(text))
     try:
         parts.port
     except ValueError:
-        raise RestCheckError("%r has an invalid port" % _shown(text)) from None
+        raise RestCheckError("%s has an invalid port" % shown(text)) from None
     return text.rstrip("/")
 
 
@@ -113,7 +113,7 @@ def service_url(service: Mapping[str, Any], scheme: str = "http", port: Union[st
     if ":" in host and not host.startswith("["):
         host = "[%s]" % host  # IPv6
     if scheme not in ("http", "https"):
-        raise RestCheckError("scheme must be http or https, not %r" % _shown(scheme))
+        raise RestCheckError("scheme must be http or https, not %s" % shown(scheme))
     return "%s://%s:%d" % (scheme, host, int(chosen["port"]))
 
 
@@ -131,7 +131,9 @@ def ssl_context(validate_certs: bool = True, ca_cert: Optional[str] = None) -> s
                                                                            or error)) from None
 
 
-def _shown(text: Any, secret: Optional[str] = None) -> str:
+def _answer_excerpt(text: Any, secret: Optional[str] = None) -> str:
+    """An excerpt of what the server or the connection said, for a message: one line, the token
+    and credentials (of URLs too) replaced, cut at _SHOWN_LIMIT (values a user gave are quoted with shown())."""
     text = without_userinfo(" ".join(str(text).split()))
     if secret:
         text = text.replace(secret, "<token>")
@@ -172,21 +174,21 @@ def _ask(opener: Opener, url: str, path: str, token: Optional[str], timeout: flo
         reason = error.reason
         if isinstance(reason, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
             return _Answer(None, problem="the TLS handshake failed (%s): give the CA in ca_cert, or set "
-                                         "validate_certs false for a test cluster" % _shown(reason, token))
+                                         "validate_certs false for a test cluster" % _answer_excerpt(reason, token))
         if isinstance(reason, socket.gaierror):
             return _Answer(None, problem="cannot resolve the host of %s" % url)
-        return _Answer(None, problem="cannot connect (%s)" % _shown(reason, token), retry=True)
+        return _Answer(None, problem="cannot connect (%s)" % _answer_excerpt(reason, token), retry=True)
     except (socket.timeout, TimeoutError):
         return _Answer(None, problem="no answer within %g s" % timeout, retry=True)
     except (ConnectionError, OSError) as error:
-        return _Answer(None, problem="the connection failed (%s)" % _shown(error, token), retry=True)
+        return _Answer(None, problem="the connection failed (%s)" % _answer_excerpt(error, token), retry=True)
     raw = raw_bytes.decode("utf-8", "replace")
     try:
         body = json.loads(raw) if raw.strip() else None
     except ValueError:
         body = None
     if not 200 <= status < 300:
-        return _Answer(status, body, "%s answered %d: %s" % (path, status, _shown(_error_text(body, raw), token)),
+        return _Answer(status, body, "%s answered %d: %s" % (path, status, _answer_excerpt(_error_text(body, raw), token)),
                        retry=status in RETRIED_STATUSES)
     if body is None:
         return _Answer(status, None, "%s answered %d without JSON" % (path, status))
@@ -219,8 +221,8 @@ def _attempt(opener: Opener, url: str, token: str, subject: Optional[str],
     if not isinstance(name, str):
         return None, _Answer(user.status, user.body, "/api/get-user did not answer {\"user\": ...}")
     if subject and name != subject:
-        return None, _Answer(user.status, user.body, "/api/get-user answered the user %r, not %r"
-                                                     % (_shown(name), subject))
+        return None, _Answer(user.status, user.body, "/api/get-user answered the user %s, not %s"
+                                                     % (shown(name), shown(subject)))
     listing = _ask(opener, url, "/api/databases", token, timeout)
     if listing.problem:
         return None, listing

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
-from .errors import ClaimsError, TokenFormatError
+from .errors import ClaimsError, TokenFormatError, looks_like_secret, shown, withheld
 from .keys import (
     DEFAULT_ALGORITHM,
     PrivateKey,
@@ -84,7 +84,7 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 def parse_duration(value: Union[int, float, str]) -> int:
     """Seconds in ``value``: an integer, or text such as ``30d``, ``24h``, ``90m``, ``1h30m``."""
     if isinstance(value, bool):
-        raise ClaimsError("duration %r is not a number of seconds or a text like 24h" % (value,))
+        raise ClaimsError("duration %s is not a number of seconds or a text like 24h" % shown(value))
     if isinstance(value, (int, float)):
         seconds = int(value)
     else:
@@ -96,17 +96,17 @@ def parse_duration(value: Union[int, float, str]) -> int:
                           for number, unit in _DURATION_PART.findall(text))
         else:
             raise ClaimsError(
-                "duration %r is not understood: write seconds or a number with s, m, h, d "
-                "or w, e.g. 30d, 24h, 90m" % (value,))
+                "duration %s is not understood: write seconds or a number with s, m, h, d "
+                "or w, e.g. 30d, 24h, 90m" % shown(value))
     if seconds <= 0:
-        raise ClaimsError("duration %r must be longer than zero" % (value,))
+        raise ClaimsError("duration %s must be longer than zero" % shown(value))
     return seconds
 
 
 def parse_time(value: Union[int, float, str]) -> int:
     """Epoch seconds from an integer or an ISO 8601 text (UTC when no offset is given)."""
     if isinstance(value, bool):
-        raise ClaimsError("time %r is not an epoch number or an ISO 8601 date" % (value,))
+        raise ClaimsError("time %s is not an epoch number or an ISO 8601 date" % shown(value))
     if isinstance(value, (int, float)):
         return int(value)
     text = str(value).strip()
@@ -115,8 +115,8 @@ def parse_time(value: Union[int, float, str]) -> int:
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ClaimsError("time %r is not an epoch number or an ISO 8601 date such as "
-                          "2030-01-31T00:00:00Z" % (text,)) from None
+        raise ClaimsError("time %s is not an epoch number or an ISO 8601 date such as "
+                          "2030-01-31T00:00:00Z" % shown(text)) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return int(moment.timestamp())
@@ -164,6 +164,10 @@ class TokenSpec:
         if self.audience is not None and not isinstance(self.audience, str) and not all(
                 isinstance(item, str) for item in self.audience):
             raise ClaimsError("audience must be a text or a list of texts")
+        for name, value in self._texts():
+            if looks_like_secret(value):
+                raise ClaimsError("%s looks like a key or a token %s: give the %s itself"
+                                  % (name, withheld(value), name))
         clash = sorted(RESERVED_CLAIMS.intersection(self.claims))
         if clash:
             raise ClaimsError(
@@ -174,6 +178,18 @@ class TokenSpec:
         except (TypeError, ValueError):
             raise ClaimsError("claims must hold only JSON values (texts, numbers, "
                               "booleans, lists, objects)") from None
+
+    def _texts(self):
+        """(option, text) for each text that goes into the token, e.g. ("subject", "jane")."""
+        yield "subject", self.subject
+        yield "issuer", self.issuer or ""
+        for option, values in (("audience", self.audience), ("groups", self.groups)):
+            for value in [values] if isinstance(values, str) else values or []:
+                yield option, value
+        for name, value in self.claims.items():
+            yield "claim %s" % shown(name), name
+            if isinstance(value, str):
+                yield "claim %s" % shown(name), value
 
     def expected_claims(self) -> dict:
         """The claims that identify this token, without the times that change on every mint."""
@@ -253,6 +269,8 @@ class Signer:
         check_key_fits(self.algorithm, private_key)
         self.private_key = private_key
         self.public_key = private_key.public_key()
+        if kid is not None and looks_like_secret(kid):
+            raise ClaimsError("kid looks like a key or a token %s: give the key id itself" % withheld(kid))
         self.kid = jwk_thumbprint(self.public_key) if kid is None else kid
         self.header = {"alg": self.algorithm, "typ": "JWT"}
         if self.kid:
@@ -415,17 +433,17 @@ def verify(token: Union[str, bytes], keys: Sequence[PublicKeyEntry],
         raise ClaimsError("no algorithm allowed: give the algorithms the cluster uses, e.g. RS512")
     algorithm = header.get("alg")
     if algorithm not in allowed:
-        return invalid("the token's algorithm %r is not allowed (allowed: %s)"
-                       % (algorithm, ", ".join(allowed)))
+        return invalid("the token's algorithm %s is not allowed (allowed: %s)"
+                       % (shown(algorithm), ", ".join(allowed)))
     if "crit" in header:
-        return invalid("the token names critical header parameters %r that this verifier "
-                       "does not support" % (header["crit"],))
+        return invalid("the token names critical header parameters %s that this verifier "
+                       "does not support" % shown(header["crit"]))
     # Checked here, not left to PyJWT, which takes "9999999999" and true for numbers and
     # fails on 1e300 and NaN with errors that do not name the claim.
     for name in NUMERIC_DATE_CLAIMS:
         if name in claims and not is_numeric_date(claims[name]):
-            return invalid("the token's %r claim is not a NumericDate (a JSON number of seconds "
-                           "since 1970, within the years 1 to 9999)" % name)
+            return invalid("the token's %s claim is not a NumericDate (a JSON number of seconds "
+                           "since 1970, within the years 1 to 9999)" % shown(name))
     import jwt  # pylint: disable=import-outside-toplevel  # only verifying needs PyJWT (see the top)
 
     candidates = [entry for entry in keys if key_fits(algorithm, entry.key)]
@@ -448,16 +466,16 @@ def verify(token: Union[str, bytes], keys: Sequence[PublicKeyEntry],
             start = claims.get("nbf", claims.get("iat"))
             return invalid("the token is not valid before %s" % iso8601(start))
         except jwt.exceptions.MissingRequiredClaimError as error:
-            return invalid("the token has no %r claim" % error.claim)
+            return invalid("the token has no %s claim" % shown(error.claim))
         except jwt.exceptions.InvalidIssuerError:
-            return invalid("the token's issuer %r is not the expected %r"
-                           % (claims.get("iss"), issuer))
+            return invalid("the token's issuer %s is not the expected %s"
+                           % (shown(claims.get("iss")), shown(issuer)))
         except jwt.exceptions.InvalidAudienceError:
-            return invalid("the token's audience %r does not match the expected %r"
-                           % (claims.get("aud"), audience))
+            return invalid("the token's audience %s does not match the expected %s"
+                           % (shown(claims.get("aud")), shown(audience)))
         except jwt.exceptions.InvalidSubjectError:
-            return invalid("the token's subject %r is not the expected %r"
-                           % (claims.get("sub"), subject))
+            return invalid("the token's subject %s is not the expected %s"
+                           % (shown(claims.get("sub")), shown(subject)))
         except jwt.exceptions.InvalidTokenError as error:
             return invalid("the token was rejected: %s" % error)
         return VerificationResult(True, None, header, verified, entry.kid)

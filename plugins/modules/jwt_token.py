@@ -86,6 +86,13 @@ options:
     description:
       - File to write the token to, atomically (a temp file in the same directory, then a rename).
       - Its mode defaults to V(0600); O(mode), O(owner) and O(group) set it otherwise.
+      - Never the private key file itself (compared by device and inode, so also through a
+        symlink or hard link); that is refused, even with O(force=true).
+      - An existing file there that is not a JWT is refused and left as it is, as
+        M(okera.auth.signing_key_pair) refuses a file that is not a private key; O(force=true)
+        replaces it, as C(force) of M(community.crypto.openssl_privatekey) regenerates whatever
+        is at its path.
+      - Read with a bound (1 MiB); a device or FIFO is refused.
     type: path
   return_content:
     description:
@@ -99,7 +106,9 @@ options:
       - Defaults to a third of O(ttl) (or of the time left until O(expires_at)).
     type: str
   force:
-    description: Mint a new token even when the existing one would be kept.
+    description:
+      - Mint a new token even when the existing one would be kept.
+      - Also replaces a file at O(path) that holds no token; never the private key file.
     type: bool
     default: false
   verify_public_key_content:
@@ -215,11 +224,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
-from ansible_collections.okera.auth.plugins.module_utils.files import write_file_atomic
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, TokenFormatError, shown_path
+from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded, refuse_replacing_inputs, write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key, load_public_keys,
-    read_key_file,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     Signer, TokenSpec, decode_unverified, expiry_facts, mint, parse_duration, parse_time,
@@ -227,14 +235,21 @@ from ansible_collections.okera.auth.plugins.module_utils.tokens import (
 )
 
 
-def _read_existing(path):
-    """The token stored at path, or None when there is none."""
-    if not path or not os.path.exists(path):
+def _read_existing(path, force):
+    """The token stored at path, or None when there is none (or force replaces a file that holds
+    no token). A file that is not a token is refused without force, as signing_key_pair refuses
+    a file that is not a private key: it may be anything a mistyped path leads to."""
+    if not path or not os.path.lexists(path):
         return None
-    if os.path.isdir(path):
-        raise OkeraAuthError("path %s is a directory: give a file name for the token" % path)
-    with open(path, "r", encoding="ascii", errors="replace") as handle:
-        return handle.read().strip()
+    text = read_bounded(path, "token").decode("ascii", "replace").strip()
+    try:
+        decode_unverified(text)
+    except TokenFormatError:
+        if force:
+            return None
+        raise OkeraAuthError("path %s holds something that is not a token (%d bytes): give another path, "
+                             "or force: true to replace it" % (shown_path(path), len(text))) from None
+    return text
 
 
 def _token_spec(params, now):
@@ -294,14 +309,16 @@ def main():
         # Loaded first: keys that cannot be loaded fail the task before a token is written.
         verify_keys = [entry for text in params["verify_public_key_content"] or []
                        for entry in load_public_keys(text)]
-        key_data = (read_key_file(params["private_key_path"], "private key")
+        key_data = (read_bounded(params["private_key_path"], "private key")
                     if params["private_key_path"] else params["private_key_content"])
         signer = Signer(load_private_key(key_data, params["private_key_passphrase"]),
                         params["algorithm"], params["kid"])
         spec = _token_spec(params, now)
         renew_before = (parse_duration(params["renew_before"]) if params["renew_before"]
                         else max(spec.ttl // 3, 1))
-        existing = _read_existing(path)
+        if path:
+            refuse_replacing_inputs(path, {"private_key_path": params["private_key_path"]})
+        existing = _read_existing(path, params["force"])
         reason = ("force is set" if params["force"]
                   else renewal_reason(existing, signer, spec, renew_before, now))
         if reason is None:
@@ -319,7 +336,7 @@ def main():
     except OkeraAuthError as error:
         module.fail_json(msg=str(error))
     except OSError as error:
-        module.fail_json(msg="cannot read %s: %s" % (path, error.strerror))
+        module.fail_json(msg="cannot read %s: %s" % (shown_path(path), error.strerror))
 
     result = dict(changed=reason is not None, claims=claims, header=header,
                   kid=header.get("kid", ""), reason=reason)

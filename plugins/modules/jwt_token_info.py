@@ -63,8 +63,11 @@ options:
     elements: str
     default: [RS512]
   leeway:
-    description: Seconds of clock skew allowed on C(exp), C(nbf) and C(iat).
-    type: int
+    description:
+      - Seconds of clock skew allowed on C(exp), C(nbf) and C(iat), a whole number.
+      - Declared C(raw) so that a value that is no number is refused by the module, whose
+        message never quotes a key or token given here by mistake.
+    type: raw
     default: 0
   issuer:
     description: Expected C(iss), checked when given.
@@ -134,9 +137,10 @@ verified_kid:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, whole_number
+from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
-    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_public_keys, read_key_file,
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_public_keys,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     decode_unverified, expiry_facts, verify,
@@ -152,7 +156,7 @@ def main():
             # no_log: a private key may be given here by mistake.
             public_key_content=dict(type="list", elements="str", default=[], no_log=True),
             algorithms=dict(type="list", elements="str", default=["RS512"]),
-            leeway=dict(type="int", default=0),
+            leeway=dict(type="raw", default=0),
             issuer=dict(type="str"),
             audience=dict(type="list", elements="str"),
             subject=dict(type="str"),
@@ -165,17 +169,18 @@ def main():
         module.fail_json(msg=missing_required_lib(CRYPTO_LIBS), exception=CRYPTO_LIBS_IMPORT_ERROR)
     params = module.params
     try:
+        leeway = whole_number(params["leeway"], "leeway")
         token = params["token"]
         if params["path"]:
-            token = read_key_file(params["path"], "token").decode("ascii", "replace")
+            token = read_bounded(params["path"], "token").decode("ascii", "replace")
         decoded = decode_unverified(token)
         result = dict(changed=False, header=decoded.header, claims=decoded.claims)
         result.update(expiry_facts(decoded.claims))
-        key_texts = [read_key_file(path, "public key") for path in params["public_key_path"]]
+        key_texts = [read_bounded(path, "public key") for path in params["public_key_path"]]
         key_texts += params["public_key_content"]
         if key_texts:
             keys = [entry for text in key_texts for entry in load_public_keys(text)]
-            verdict = verify(token, keys, params["algorithms"], leeway=params["leeway"],
+            verdict = verify(token, keys, params["algorithms"], leeway=leeway,
                              issuer=params["issuer"], audience=params["audience"],
                              subject=params["subject"])
             result.update(valid=verdict.valid, reason=verdict.reason)

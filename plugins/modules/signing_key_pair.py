@@ -37,8 +37,11 @@ options:
     type: str
     default: RS512
   size:
-    description: Bits of an RSA key (at least 2048).
-    type: int
+    description:
+      - Bits of an RSA key (at least 2048), a whole number.
+      - Declared C(raw) so that a value that is no number is refused by the module, whose
+        message never quotes a key given here by mistake.
+    type: raw
     default: 2048
   path:
     description: File to keep the private key in (mode C(0600)); an existing key there is kept.
@@ -93,11 +96,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
-from ansible_collections.okera.auth.plugins.module_utils.files import write_file_atomic
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, shown_path, whole_number
+from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded, write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, check_key_fits, describe_key, generate_private_key,
-    load_private_key, private_key_pem, public_key_pem, read_key_file,
+    load_private_key, private_key_pem, public_key_pem,
 )
 from ansible_collections.okera.auth.plugins.module_utils.signing_key import fingerprint
 
@@ -106,7 +109,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             algorithm=dict(type="str", default="RS512"),
-            size=dict(type="int", default=2048),
+            size=dict(type="raw", default=2048),
             path=dict(type="path"),
             return_content=dict(type="bool", default=False),
         ),
@@ -120,15 +123,15 @@ def main():
     before = None
     try:
         if path and os.path.lexists(path):
-            key = load_private_key(read_key_file(path, "private key"))
+            key = load_private_key(read_bounded(path, "private key"))
             check_key_fits(params["algorithm"], key)
             before = fingerprint(key)
         else:
-            key = generate_private_key(params["algorithm"], params["size"])
+            key = generate_private_key(params["algorithm"], whole_number(params["size"], "size"))
             if path and not module.check_mode:
                 write_file_atomic(path, private_key_pem(key).encode("ascii"), mode=0o600)
     except OkeraAuthError as error:
-        module.fail_json(msg="%s%s" % ("%s: " % path if path else "", error))
+        module.fail_json(msg="%s%s" % ("%s: " % shown_path(path) if path else "", error))
     result = dict(changed=before is None, fingerprint=fingerprint(key), public_key=public_key_pem(key.public_key()),
                   key_type=describe_key(key))
     if path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
 from .._http import without_userinfo
-from ..errors import OkeraAuthError
+from ..errors import OkeraAuthError, shown
 
 try:
     import boto3
@@ -95,8 +95,7 @@ def parse_s3_uri(uri: Any) -> S3Location:
     text = str(uri).strip() if uri is not None else ""
     match = _URI.fullmatch(text)
     if not match:
-        shown = text if len(text) <= 120 else text[:117] + "..."
-        raise S3Error("%r is not an S3 object URI: give s3://BUCKET/KEY" % shown)
+        raise S3Error("%s is not an S3 object URI: give s3://BUCKET/KEY" % shown(text))
     return S3Location(match.group(1), match.group(2))
 
 

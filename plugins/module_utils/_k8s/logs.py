@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Pattern, Tuple
 
 from .._polling import pauses
+from ..errors import shown
 from .auth import ClusterError
 from .client import api_path, request, request_text
 from .rollout import APPS_GROUP, _PLURAL, WORKLOAD_KINDS, Workload, list_pods, pod_is_ready
@@ -48,7 +49,7 @@ def selector_of(workload: Workload, obj: Dict[str, Any]) -> str:
         elif operator in ("Exists", "DoesNotExist"):
             terms.append(key if operator == "Exists" else "!" + key)
         else:
-            raise ClusterError("%s has a selector operator %r this module does not know" % (workload, operator))
+            raise ClusterError("%s has a selector operator %s this module does not know" % (workload, shown(operator)))
     if not terms:
         raise ClusterError("%s has no pod selector" % workload)
     return ",".join(terms)
@@ -56,7 +57,7 @@ def selector_of(workload: Workload, obj: Dict[str, Any]) -> str:
 
 def workload_selector(api_client: Any, workload: Workload) -> str:
     if workload.kind not in _PLURAL:
-        raise ClusterError("unknown workload kind %r: use %s" % (workload.kind, ", ".join(WORKLOAD_KINDS)))
+        raise ClusterError("unknown workload kind %s: use %s" % (shown(workload.kind), ", ".join(WORKLOAD_KINDS)))
     obj = request(api_client, "read %s" % workload, "GET",
                   api_path(workload.namespace, _PLURAL[workload.kind], workload.name, group=APPS_GROUP))
     return selector_of(workload, obj)

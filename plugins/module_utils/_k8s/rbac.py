@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..errors import shown
 from .auth import ClusterError
 from .rollout import _PLURAL, WORKLOAD_KINDS
 
@@ -44,7 +45,7 @@ def rotation_rules(namespace: str, secret_name: str, config_secret_name: Optiona
     check is off). Raises ClusterError for an unknown mode or kind.
     """
     if restart_mode not in RESTART_MODES:
-        raise ClusterError("unknown restart mode %r: use %s" % (restart_mode, ", ".join(RESTART_MODES)))
+        raise ClusterError("unknown restart mode %s: use %s" % (shown(restart_mode), ", ".join(RESTART_MODES)))
     unknown = [kind for kind in restart_kinds if kind not in _PLURAL]
     if unknown:
         raise ClusterError("unknown workload kind %s: use %s" % (", ".join(unknown), ", ".join(WORKLOAD_KINDS)))

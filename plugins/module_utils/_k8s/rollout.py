@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .._polling import pauses
+from ..errors import shown
 from .auth import ClusterError
 from .client import api_path, request
 
@@ -50,7 +51,7 @@ def find_workloads(api_client: Any, namespace: str, kinds: Sequence[str] = WORKL
     found: List[Workload] = []
     for kind in kinds:
         if kind not in _PLURAL:
-            raise ClusterError("unknown workload kind %r: use %s" % (kind, ", ".join(WORKLOAD_KINDS)))
+            raise ClusterError("unknown workload kind %s: use %s" % (shown(kind), ", ".join(WORKLOAD_KINDS)))
         listing = request(api_client, "list %ss in namespace %s" % (kind, namespace), "GET",
                           api_path(namespace, _PLURAL[kind], group=APPS_GROUP), query={"labelSelector": label_selector})
         for item in listing.get("items") or []:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import errno
 import grp
 import json
 import os
@@ -20,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.errors import OkeraAuthError, shown
+from okera_auth.module_utils.files import read_bounded
 from okera_auth.module_utils.keys import describe_key, load_private_key
 from okera_auth.module_utils.tokens import Signer
 from .events import EventLog, Metrics, MetricsTable, key_identity
@@ -28,10 +28,6 @@ from .http import CallerPolicy, HttpServer, Limits
 from .issuer import ClaimRules, PendingDeletions, TokenDirectory, TokenIssuer, remove_stale_files
 from .options import StartupError, numeric_id, parse_json
 
-# The key, its passphrase and the groups file are small: a key is a few KiB, a groups file of
-# thousands of users a few hundred. Anything bigger (or /dev/zero) is a mistake, refused
-# after reading at most this many bytes plus one.
-MAX_INPUT_FILE_BYTES = 1024 * 1024
 # Descriptors the server needs besides its connections: stdio, the event loop, listeners, the
 # token directory, the key and groups files on reload, the systemd socket, and one token file
 # per signing thread (added per worker).
@@ -46,8 +42,8 @@ def resolve_group(group: str) -> int:
     try:
         return grp.getgrnam(text).gr_gid
     except KeyError:
-        raise StartupError("group %r does not exist: create it (groupadd %s) or give another "
-                           "with -g/--group NAME|GID" % (text, text)) from None
+        raise StartupError("group %s does not exist: create it (groupadd %s) or give another "
+                           "with -g/--group NAME|GID" % (shown(text), shown(text).strip("'"))) from None
 
 
 def prepare_directory(directory: str, gid: int, log: EventLog) -> None:
@@ -107,43 +103,6 @@ def check_group_usable(directory: TokenDirectory, gid: int) -> None:
     except OSError as error:
         raise StartupError("cannot create files in %s: %s"
                            % (directory.path, error.strerror)) from None
-
-
-def read_bounded(path: str, what: str, limit: int = MAX_INPUT_FILE_BYTES) -> bytes:
-    """The content of a small regular file, reading at most ``limit`` + 1 bytes: a bigger
-    file is refused in one line, never read whole. The file is opened without blocking, so a
-    FIFO, a device or a socket is refused instead of stalling the start or a reload."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                raise StartupError("%s file %s is not a regular file: give the %s file itself"
-                                   % (what, path, what))
-            os.set_blocking(descriptor, True)
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise StartupError("%s file %s does not exist" % (what, path)) from None
-    except IsADirectoryError:
-        raise StartupError("%s file %s is a directory, not a file" % (what, path)) from None
-    except PermissionError:
-        raise StartupError("%s file %s cannot be read: permission denied" % (what, path)) from None
-    except OSError as error:
-        if error.errno == errno.ENXIO:  # a socket, or a device without its driver
-            raise StartupError("%s file %s is not a regular file: give the %s file itself"
-                               % (what, path, what)) from None
-        raise StartupError("%s file %s cannot be read: %s" % (what, path, error.strerror)) from None
-    if len(data) > limit:
-        raise StartupError("%s file %s is larger than %s, the most this server reads: give the "
-                           "%s file itself" % (what, path, _size(limit), what))
-    return data
-
-
-def _size(count: int) -> str:
-    if count % (1024 * 1024) == 0:
-        return "%d MiB" % (count // (1024 * 1024))
-    if count % 1024 == 0:
-        return "%d KiB" % (count // 1024)
-    return "%d bytes" % count
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
-from okera_auth.module_utils.errors import FileExistsWriteError, FileWriteError, OkeraAuthError
+from okera_auth.module_utils.errors import FileExistsWriteError, FileWriteError, OkeraAuthError, shown
 from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.keys import public_jwk
 from okera_auth.module_utils.tokens import Signer, TokenSpec, build_claims
@@ -81,8 +81,8 @@ def validate_user_name(name: str) -> str:
         raise UserNameError("%s: it may hold only letters, digits and . _ @ - "
                             "(not first: . -), and no '..'" % _name_problem(name))
     if is_reserved_name(name):
-        raise UserNameError("%r is the name of an endpoint (%s), never a user name"
-                            % (name, ", ".join("/" + reserved for reserved in RESERVED_NAMES)))
+        raise UserNameError("%s is the name of an endpoint (%s), never a user name"
+                            % (shown(name), ", ".join("/" + reserved for reserved in RESERVED_NAMES)))
     return name
 
 

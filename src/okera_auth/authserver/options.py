@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.errors import OkeraAuthError, shown
 from okera_auth.module_utils.tokens import MAX_JSON_DEPTH, json_nests_too_deep, parse_duration
 from .events import LOG_FORMATS
 
@@ -95,8 +95,8 @@ def loopback_address(text: str) -> str:
     try:
         address = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
-        raise StartupError("bind address %r is not an IP address: use 127.0.0.1 or ::1"
-                           % text) from None
+        raise StartupError("bind address %s is not an IP address: use 127.0.0.1 or ::1"
+                           % shown(text)) from None
     if not address.is_loopback:
         raise StartupError("bind address %s is not a loopback address: the server only "
                            "listens on 127.0.0.0/8 or ::1" % address)
@@ -111,7 +111,7 @@ def _whole_number(value: str, what: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise StartupError("%s %r is not a whole number" % (what, value)) from None
+        raise StartupError("%s %s is not a whole number" % (what, shown(value))) from None
 
 
 def _port(value: str, what: str) -> int:
@@ -160,7 +160,7 @@ def _octal_mode(value: str, _what: str) -> int:
     digits = value.strip().lower()
     digits = digits[2:] if digits.startswith("0o") else digits
     if not digits or any(char not in "01234567" for char in digits) or int(digits, 8) > 0o777:
-        raise StartupError("file mode %r is not an octal mode such as 0640" % value)
+        raise StartupError("file mode %s is not an octal mode such as 0640" % shown(value))
     mode = int(digits, 8)
     if mode & FILE_MODE_FORBIDDEN_BITS:
         raise StartupError("file mode %04o lets %s token files: give a mode without bits for "
@@ -171,7 +171,7 @@ def _octal_mode(value: str, _what: str) -> int:
 
 def _log_format(value: str, _what: str) -> str:
     if value not in LOG_FORMATS:
-        raise StartupError("log format %r is not %s" % (value, " or ".join(LOG_FORMATS)))
+        raise StartupError("log format %s is not %s" % (shown(value), " or ".join(LOG_FORMATS)))
     return value
 
 
@@ -198,7 +198,7 @@ def _group(value: str, what: str) -> str:
 def _id_list(value: str, what: str) -> List[int]:
     items = [item.strip() for item in value.split(",") if item.strip()]
     if not all(item.isdigit() for item in items):
-        raise StartupError("%s %r must be comma-separated numbers, e.g. 1000,1001" % (what, value))
+        raise StartupError("%s %s must be comma-separated numbers, e.g. 1000,1001" % (what, shown(value)))
     return [numeric_id(item, what) for item in items]
 
 
@@ -234,7 +234,7 @@ def _claim_pairs(values: Sequence[str], _what: str) -> Dict[str, Any]:
     for text in values:
         name, equals, value = text.partition("=")
         if not equals or not name.strip():
-            raise StartupError("claim %r is not KEY=VALUE" % text)
+            raise StartupError("claim %s is not KEY=VALUE" % shown(text))
         try:
             claims[name.strip()] = parse_json(value, "claim %s" % name.strip())
         except ValueError:
@@ -251,7 +251,7 @@ def _true_or_false(value: str, what: str) -> bool:
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise StartupError("%s%s=%r is not true or false" % (ENV_PREFIX, what, value))
+    raise StartupError("%s%s=%s is not true or false" % (ENV_PREFIX, what, shown(value)))
 
 
 Converter = Callable[[Any, str], Any]

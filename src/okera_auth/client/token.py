@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, Optional, Union
 
-from okera_auth.module_utils.errors import TokenFormatError
+from okera_auth.module_utils.errors import TokenFormatError, shown
 from okera_auth.module_utils.tokens import decode_unverified, parse_duration
 from .cache import MAX_TOKEN_FILE_BYTES, TokenCache, has_more_than, read_unexpired_token
 from .errors import ClientError, ClientSettingsError, ServerUnreachableError, TokenFileError
@@ -105,7 +105,7 @@ def read_token_file(path: str, user: str) -> str:
     except TokenFormatError as error:
         raise TokenFileError("%s does not hold a JWT: %s" % (path, error)) from None
     if subject != user:
-        raise TokenFileError("the token in %s is for %r, not %r" % (path, subject, user))
+        raise TokenFileError("the token in %s is for %s, not %s" % (path, shown(subject), shown(user)))
     return data.decode("ascii").strip()
 
 

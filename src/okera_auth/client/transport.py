@@ -17,7 +17,7 @@ from typing import Mapping, Optional
 from urllib.parse import quote, urlsplit
 
 from okera_auth.module_utils._http import without_userinfo
-
+from okera_auth.module_utils.errors import shown
 from .errors import BadAnswerError, ClientSettingsError, ServerAnswerError, ServerUnreachableError
 
 DEFAULT_URL = "http://127.0.0.1:5001"
@@ -54,16 +54,16 @@ def parse_url(url: str) -> ServerAddress:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
-        raise ClientSettingsError("auth server URL %r is not valid: %s" % (without_userinfo(url), error)) from None
+        raise ClientSettingsError("auth server URL %s is not valid: %s" % (shown(without_userinfo(url)), error)) from None
     if parts.scheme != "http":
-        raise ClientSettingsError("auth server URL %r must start with http:// (the server only "
-                                  "listens on loopback, without TLS)" % without_userinfo(url))
+        raise ClientSettingsError("auth server URL %s must start with http:// (the server only "
+                                  "listens on loopback, without TLS)" % shown(without_userinfo(url)))
     if not parts.hostname:
-        raise ClientSettingsError("auth server URL %r has no host: write e.g. %s"
-                                  % (without_userinfo(url), DEFAULT_URL))
+        raise ClientSettingsError("auth server URL %s has no host: write e.g. %s"
+                                  % (shown(without_userinfo(url)), DEFAULT_URL))
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ClientSettingsError("auth server URL %r must not have a path or query: the client "
-                                  "asks for /<user> itself" % without_userinfo(url))
+        raise ClientSettingsError("auth server URL %s must not have a path or query: the client "
+                                  "asks for /<user> itself" % shown(without_userinfo(url)))
     return ServerAddress(host=parts.hostname, port=port if port is not None else 80)
 
 
@@ -155,8 +155,8 @@ def ask_for_token_file(server: ServerAddress, user: str,
         connection.close()
     text = body.decode("utf-8", "replace")
     if response.status in (400, 403):
-        raise ServerAnswerError("the auth server at %s refused the request for %r: %s"
-                                % (server.label, user, _one_line(text)), response.status)
+        raise ServerAnswerError("the auth server at %s refused the request for %s: %s"
+                                % (server.label, shown(user), _one_line(text)), response.status)
     if response.status != 200:
         raise ServerAnswerError("the auth server at %s answered %d %s: %s"
                                 % (server.label, response.status, response.reason,

@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from okera_auth.client import ClientError, ServerAnswerError, ServerUnreachableError
 from okera_auth.client import forget_tokens, get_token
 from okera_auth.module_utils._http import has_userinfo, without_userinfo
-from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.errors import OkeraAuthError, shown
 
 PROGRAM = "myservice"
 DEFAULT_PORT = 5010
@@ -154,8 +154,8 @@ class DatabaseLister:
             raise OkeraAuthError("the REST API URL holds a user name or password: give it without them; "
                                  "the service sends the token")
         if not settings.rest_url.startswith(("http://", "https://")):
-            raise OkeraAuthError("REST API URL %r must start with http:// or https://"
-                                 % without_userinfo(settings.rest_url))
+            raise OkeraAuthError("REST API URL %s must start with http:// or https://"
+                                 % shown(without_userinfo(settings.rest_url)))
         self.settings = settings
         self.url = settings.rest_url.rstrip("/") + DATABASES_PATH
         self.token_source = token_source
@@ -174,11 +174,11 @@ class DatabaseLister:
         except ServerAnswerError as error:
             # 400: a name the auth server refuses; 403: a caller it refuses.
             status = error.status if error.status in (400, 403) else 502
-            raise ServiceError("no token for %r: %s" % (user, error), status) from None
+            raise ServiceError("no token for %s: %s" % (shown(user), error), status) from None
         except ServerUnreachableError as error:
-            raise ServiceError("no token for %r: %s" % (user, error), 503) from None
+            raise ServiceError("no token for %s: %s" % (shown(user), error), 503) from None
         except ClientError as error:
-            raise ServiceError("no token for %r: %s" % (user, error), 502) from None
+            raise ServiceError("no token for %s: %s" % (shown(user), error), 502) from None
 
     def databases(self, user: str) -> List[str]:
         try:

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable, List, Optional, TextIO
 
-from okera_auth.module_utils.errors import OkeraAuthError
+from okera_auth.module_utils.errors import OkeraAuthError, shown
 from okera_auth.module_utils.files import write_file_atomic
 from okera_auth.module_utils.tokens import parse_duration
 from .errors import ApiError, SandboxError
@@ -321,7 +321,7 @@ def _ipv4_address(text: str) -> str:
     try:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
-        raise argparse.ArgumentTypeError("%r is not an IPv4 address, e.g. 10.89.0.2" % text) from None
+        raise argparse.ArgumentTypeError("%s is not an IPv4 address, e.g. 10.89.0.2" % shown(text)) from None
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from okera_auth.module_utils.errors import shown
 from okera_auth.module_utils.files import write_file_atomic
 from .errors import ApiError, SandboxError
 
@@ -119,9 +120,9 @@ def _number(rule: Dict[str, Any], name: str, kind: type, minimum: float) -> Any:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
         wanted = "a whole number" if kind is int else "a number"
-        raise SandboxError("fault rule %s must be %s, not %r" % (name, wanted, value))
+        raise SandboxError("fault rule %s must be %s, not %s" % (name, wanted, shown(value)))
     if value < minimum:
-        raise SandboxError("fault rule %s must be %g or more, not %r" % (name, minimum, value))
+        raise SandboxError("fault rule %s must be %g or more, not %s" % (name, minimum, shown(value)))
     return kind(value)
 
 
@@ -134,24 +135,24 @@ def parse_rule(raw: Any) -> FaultRule:
         raise SandboxError("unknown field(s) of a fault rule: %s (known: %s)" % (", ".join(unknown), ", ".join(_FIELDS)))
     method = str(raw.get("method") or "*").upper()
     if method not in METHODS:
-        raise SandboxError("fault rule method must be one of %s, not %r" % (", ".join(METHODS), raw.get("method")))
+        raise SandboxError("fault rule method must be one of %s, not %s" % (", ".join(METHODS), shown(raw.get("method"))))
     path, regex = raw.get("path"), raw.get("path_regex")
     if path is not None and regex is not None:
         raise SandboxError("a fault rule takes path (a prefix) or path_regex, not both")
     if path is not None and (not isinstance(path, str) or not path.startswith("/")):
-        raise SandboxError("fault rule path must be a path prefix starting with /, not %r" % (path,))
+        raise SandboxError("fault rule path must be a path prefix starting with /, not %s" % shown(path))
     if regex is not None:
         try:
             re.compile(str(regex))
         except re.error as error:
-            raise SandboxError("fault rule path_regex %r is not a regular expression: %s" % (regex, error)) from None
+            raise SandboxError("fault rule path_regex %s is not a regular expression: %s" % (shown(regex), error)) from None
     status = _number(raw, "status", int, 400)
     if status is not None and status > 599:
         raise SandboxError("fault rule status must be a 4xx or 5xx code, not %d" % status)
     flags = {name: raw.get(name, False) for name in ("drop", "kill", "processed")}
     for name, value in flags.items():
         if not isinstance(value, bool):
-            raise SandboxError("fault rule %s must be true or false, not %r" % (name, value))
+            raise SandboxError("fault rule %s must be true or false, not %s" % (name, shown(value)))
     delay = _number(raw, "delay", float, 0) or 0.0
     if sum((status is not None, flags["drop"], flags["kill"])) > 1:
         raise SandboxError("a fault rule does one of status, drop and kill (with an optional delay before it)")

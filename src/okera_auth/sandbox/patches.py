@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any, List
 
+from okera_auth.module_utils.errors import shown
 from .errors import ApiError, bad_request
 
 # patchMergeKey of the core/v1 and apps/v1 lists, by field name.
@@ -34,7 +35,7 @@ def _patch_failed(message: str) -> ApiError:
 
 def _pointer(path: Any) -> List[str]:
     if not isinstance(path, str) or (path and not path.startswith("/")):
-        raise bad_request("invalid JSON patch path %r: a JSON pointer starts with /" % (path,))
+        raise bad_request("invalid JSON patch path %s: a JSON pointer starts with /" % shown(path))
     return [part.replace("~1", "/").replace("~0", "~") for part in path.split("/")[1:]]
 
 
@@ -128,7 +129,7 @@ def json_patch(document: dict, operations: Any) -> dict:
             if _get(result, path) != operation["value"]:
                 raise _patch_failed("test of the value at %s failed" % path)
         else:
-            raise bad_request("unknown JSON patch operation %r" % (op,))
+            raise bad_request("unknown JSON patch operation %s" % shown(op))
     if not isinstance(result, dict):
         raise _patch_failed("the patched document is not an object")
     return result

@@ -39,7 +39,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-
+from okera_auth.module_utils.errors import shown
 from .errors import SandboxError
 from .kubelet import NODE_IP, MissingReference, pod_ip, resolve_environment
 from .resources import CONFIGMAPS, SECRETS
@@ -97,7 +97,7 @@ def quantity_bytes(text: str) -> int:
     """Bytes of a Kubernetes quantity such as 16Mi (the units a sizeLimit uses)."""
     match = re.fullmatch(r"([0-9]+)(|k|M|G|Ki|Mi|Gi)", str(text))
     if not match:
-        raise SandboxError("unsupported quantity %r" % text)
+        raise SandboxError("unsupported quantity %s" % shown(text))
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 

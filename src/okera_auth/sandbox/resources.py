@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from okera_auth.module_utils.errors import shown
 from .errors import bad_request, invalid
 from .selectors import selector_matcher
 
@@ -268,7 +269,7 @@ def _prepare_workload(rtype: ResourceType, obj: dict, old: Optional[dict]) -> No
     if not selector_matcher(selector)(labels):
         raise invalid(rtype.kind, rtype.group, name, [(
             "spec.template.metadata.labels", "FieldValueInvalid",
-            "Invalid value: %r: `selector` does not match template `labels`" % (labels,))])
+            "Invalid value: %s: `selector` does not match template `labels`" % shown(labels))])
     _default_pod_spec(rtype, name, template["spec"], "spec.template.spec")
     if rtype.kind != "ReplicaSet":
         spec.setdefault("revisionHistoryLimit", 10)
@@ -277,7 +278,7 @@ def _prepare_workload(rtype: ResourceType, obj: dict, old: Optional[dict]) -> No
         if not isinstance(spec["replicas"], int) or spec["replicas"] < 0:
             raise invalid(rtype.kind, rtype.group, name, [(
                 "spec.replicas", "FieldValueInvalid",
-                "Invalid value: %r: must be greater than or equal to 0" % (spec["replicas"],))])
+                "Invalid value: %s: must be greater than or equal to 0" % shown(spec["replicas"]))])
     if rtype.kind == "Deployment":
         spec.setdefault("progressDeadlineSeconds", 600)
         strategy = spec.setdefault("strategy", {})
@@ -325,12 +326,12 @@ def _service_port_problem(port: dict, number: int, several: bool) -> Optional[Tu
         return field, "Invalid value: a port must be an object"
     value = port.get("port")
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
-        return field + ".port", "Invalid value: %r: must be between 1 and 65535, inclusive" % (value,)
+        return field + ".port", "Invalid value: %s: must be between 1 and 65535, inclusive" % shown(value)
     if several and not port.get("name"):
         return field + ".name", "Required value"
     if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
-        return field + ".protocol", 'Unsupported value: %r: supported values: "SCTP", "TCP", "UDP"' % (
-            port.get("protocol"),)
+        return field + ".protocol", 'Unsupported value: %s: supported values: "SCTP", "TCP", "UDP"' % shown(
+            port.get("protocol"))
     return None
 
 
@@ -342,8 +343,8 @@ def _prepare_service(rtype: ResourceType, obj: dict, old: Optional[dict]) -> Non
         _required(rtype, name, "spec")
     spec.setdefault("type", "ClusterIP")
     if spec["type"] not in SERVICE_TYPES:
-        raise invalid("Service", "", name, [("spec.type", "FieldValueNotSupported", "Unsupported value: %r: "
-                                             "supported values: %s" % (spec["type"], ", ".join(
+        raise invalid("Service", "", name, [("spec.type", "FieldValueNotSupported", "Unsupported value: %s: "
+                                             "supported values: %s" % (shown(spec["type"]), ", ".join(
                                                  '"%s"' % kind for kind in SERVICE_TYPES)))])
     ports = spec.get("ports") or []
     if spec["type"] != "ExternalName" and not ports:
@@ -377,7 +378,7 @@ def _prepare_service(rtype: ResourceType, obj: dict, old: Optional[dict]) -> Non
             cluster_ip = "10.96.%d.%d" % (number // 256 % 256, 2 + number % 250)
         if spec.get("clusterIP") not in (None, "", cluster_ip):
             raise invalid("Service", "", name, [("spec.clusterIPs[0]", "FieldValueInvalid",
-                                                 "Invalid value: %r: field is immutable" % (spec["clusterIP"],))])
+                                                 "Invalid value: %s: field is immutable" % shown(spec["clusterIP"]))])
         spec["clusterIP"], spec["clusterIPs"] = cluster_ip, [cluster_ip]
         spec.setdefault("sessionAffinity", "None")
         spec.setdefault("ipFamilies", ["IPv4"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict, List, Optional, Tuple
 
+from okera_auth.module_utils.errors import shown
 from .errors import bad_request
 
 Matcher = Callable[[dict], bool]
@@ -61,7 +62,7 @@ def _label_requirement(text: str) -> Matcher:
     if match:
         negated, key = match.group(1) == "!", match.group(2)
         return (lambda labels: key not in labels) if negated else (lambda labels: key in labels)
-    raise bad_request("unable to parse requirement: %r is not a label selector requirement" % text.strip())
+    raise bad_request("unable to parse requirement: %s is not a label selector requirement" % shown(text.strip()))
 
 
 def label_matcher(selector: Optional[str]) -> Matcher:
@@ -88,7 +89,7 @@ def field_matcher(selector: Optional[str], plural: str) -> Matcher:
     for part in _split_requirements(selector or ""):
         match = re.match(r"\s*([A-Za-z.]+)\s*(==|=|!=)\s*(.*?)\s*$", part)
         if not match:
-            raise bad_request("invalid field selector: %r" % part.strip())
+            raise bad_request("invalid field selector: %s" % shown(part.strip()))
         field, operator, value = match.groups()
         if field not in allowed:
             raise bad_request('field label not supported: %s' % field)

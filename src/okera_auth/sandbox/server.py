@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from okera_auth.module_utils.errors import shown
 from .controllers import DEFAULT_LOAD_BALANCER_IP, Controllers
 from .errors import ApiError, bad_request
 from .faults import Fault, FaultInjector
@@ -364,7 +365,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         values = [query["dryRun"]] if query.get("dryRun") else []
         values += (options or {}).get("dryRun") or []
         if any(value != "All" for value in values):
-            raise bad_request("dryRun: Unsupported value: %r: supported values: \"All\"" % values)
+            raise bad_request("dryRun: Unsupported value: %s: supported values: \"All\"" % shown(values))
         return bool(values)
 
     def _table_wanted(self) -> bool:

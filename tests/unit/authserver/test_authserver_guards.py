@@ -16,7 +16,7 @@ import pytest
 
 from okera_auth.authserver import app
 from okera_auth.authserver.app import (
-    connection_budget, load_groups, load_signer, open_token_directory, read_bounded,
+    connection_budget, load_groups, load_signer, open_token_directory,
 )
 from okera_auth.authserver.events import EventLog, Metrics
 from okera_auth.authserver.http import (
@@ -27,8 +27,8 @@ from okera_auth.authserver.issuer import (
     UserNameError, decode_user_name, remove_stale_files, validate_user_name,
 )
 from okera_auth.authserver.options import StartupError, parse_settings
-from okera_auth.module_utils.errors import FileExistsWriteError
-from okera_auth.module_utils.files import write_file_atomic
+from okera_auth.module_utils.errors import FileExistsWriteError, OkeraAuthError
+from okera_auth.module_utils.files import read_bounded, write_file_atomic
 from okera_auth.module_utils.tokens import Signer
 
 
@@ -253,7 +253,7 @@ def test_anything_but_a_regular_file_is_refused_without_waiting(tmp_path, path):
     def reader() -> None:
         try:
             read_bounded(path, "private key")
-        except StartupError as error:
+        except OkeraAuthError as error:
             outcome.append(str(error))
 
     thread = threading.Thread(target=reader, daemon=True)
@@ -303,39 +303,56 @@ def test_a_symlink_to_a_regular_file_is_read(tmp_path):
     assert read_bounded(str(tmp_path / "link"), "private key") == b"k"
 
 
+def test_dev_zero_is_refused_without_reading_it():
+    with pytest.raises(OkeraAuthError, match=r"private key file /dev/zero is not a regular file"):
+        read_bounded("/dev/zero", "private key")
+
+
 def test_a_file_over_the_bound_is_refused_and_one_at_the_bound_is_read(tmp_path):
     big = tmp_path / "big"
     big.write_bytes(b"x" * (2 * 1024 * 1024))
-    with pytest.raises(StartupError, match="groups file %s is larger than 1 MiB" % big):
+    with pytest.raises(OkeraAuthError, match="groups file %s is larger than 1 MiB" % big):
         read_bounded(str(big), "groups")
     exact = tmp_path / "exact"
     exact.write_bytes(b"x" * (1024 * 1024))
     assert len(read_bounded(str(exact), "groups")) == 1024 * 1024
 
 
+def test_a_pipe_is_refused_without_reading_it(tmp_path):
+    """A pipe whose writer never closes: reading it to the end would wait forever."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"x" * 1002)
+        with pytest.raises(OkeraAuthError, match="is not a regular file"):
+            read_bounded("/proc/self/fd/%d" % read_end, "passphrase", limit=1000)
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+
+
 def test_oversized_or_special_key_and_passphrase_stop_the_signer(tmp_path, rsa_key_pem):
     big = tmp_path / "big"
     big.write_bytes(b"x" * (1024 * 1024 + 1))
     settings = parse_settings(["-k", str(big)])
-    with pytest.raises(StartupError, match="private key file %s is larger" % big):
+    with pytest.raises(OkeraAuthError, match="private key file %s is larger" % big):
         load_signer(settings)
     settings = parse_settings(["-k", "/dev/zero"])
-    with pytest.raises(StartupError, match="private key file /dev/zero is not a regular file"):
+    with pytest.raises(OkeraAuthError, match="private key file /dev/zero is not a regular file"):
         load_signer(settings)
     key = tmp_path / "key.pem"
     key.write_bytes(rsa_key_pem)
     settings = parse_settings(["-k", str(key), "--private-key-passphrase-file", str(big)])
-    with pytest.raises(StartupError, match="passphrase file %s is larger" % big):
+    with pytest.raises(OkeraAuthError, match="passphrase file %s is larger" % big):
         load_signer(settings)
     os.mkfifo(tmp_path / "fifo")
     settings = parse_settings(["-k", str(key), "--private-key-passphrase-file", str(tmp_path / "fifo")])
-    with pytest.raises(StartupError, match="passphrase file %s is not a regular file" % (tmp_path / "fifo")):
+    with pytest.raises(OkeraAuthError, match="passphrase file %s is not a regular file" % (tmp_path / "fifo")):
         load_signer(settings)
     assert load_signer(parse_settings(["-k", str(key)])).kid
 
 
 def test_groups_file_over_the_bound_or_nested_too_deep_is_refused(tmp_path):
-    with pytest.raises(StartupError, match="groups file /dev/zero is not a regular file"):
+    with pytest.raises(OkeraAuthError, match="groups file /dev/zero is not a regular file"):
         load_groups("/dev/zero")
     nested = tmp_path / "nested.json"
     nested.write_text("[" * 100000 + "]" * 100000)

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from okera_auth.module_utils import keys
-from okera_auth.module_utils.errors import AlgorithmError, KeyLoadError
+from okera_auth.module_utils.errors import AlgorithmError, InputFileError, KeyLoadError
 
 
 def _ssh_keygen(tmp_path, name, *args):
@@ -116,9 +116,9 @@ def test_truncated_key_error_carries_no_key_material(rsa_key_pem):
 
 
 def test_missing_key_file_is_named(tmp_path):
-    with pytest.raises(KeyLoadError, match="does not exist"):
+    with pytest.raises(InputFileError, match="does not exist"):
         keys.load_private_key_file(str(tmp_path / "absent.pem"))
-    with pytest.raises(KeyLoadError, match="is a directory"):
+    with pytest.raises(InputFileError, match="is a directory"):
         keys.load_private_key_file(str(tmp_path))
 
 

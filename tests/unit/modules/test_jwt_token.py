@@ -210,3 +210,32 @@ def test_verify_output_holds_no_private_key_or_passphrase(module, run_module, rs
     text = json.dumps(result)
     assert "correct horse" not in text and encrypted.splitlines()[1] not in text
     assert open(tmp_path / "t").read().strip() not in text
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("alias", ["same", "symlink", "hardlink"])
+def test_the_key_file_is_never_replaced_by_the_token(module, run_module, key_dir, tmp_path, force, alias):
+    key = tmp_path / "kcopy.pem"
+    key.write_bytes((key_dir / "private.pem").read_bytes())
+    target = {"same": key, "symlink": tmp_path / "link.pem", "hardlink": tmp_path / "hard.pem"}[alias]
+    if alias == "symlink":
+        target.symlink_to(key)
+    elif alias == "hardlink":
+        os.link(key, target)
+    before = key.read_bytes()
+    result, failed = run_module(module, {"private_key_path": str(key), "subject": "alice",
+                                         "path": str(target), "force": force})
+    assert failed and "is the same file as private_key_path" in result["msg"]
+    assert "\n" not in result["msg"] and not result.get("changed")
+    assert key.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted({key.name, target.name})
+
+
+def test_a_file_that_is_not_a_token_is_kept_unless_forced(module, run_module, args):
+    with open(args["path"], "w") as handle:
+        handle.write("my notes\nsecond line\n")
+    result, failed = run_module(module, args)
+    assert failed and "is not a token" in result["msg"] and "force" in result["msg"]
+    assert "my notes" not in json.dumps(result)
+    assert open(args["path"]).read() == "my notes\nsecond line\n"
+    result, failed = run_module(module, dict(args, force=True))
+    assert not failed and result["changed"]
+    tokens.decode_unverified(open(args["path"]).read().strip())
