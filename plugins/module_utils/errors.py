@@ -53,10 +53,15 @@ def shown(value: Any) -> str:
     return repr(value) if is_shown(text) else withheld(text)
 
 
+# A path may be as long as the system allows; what withholds one is only the shape of a secret.
+PATH_SHOWN_LIMIT = 4096
+
+
 def shown_path(path: Any) -> str:
-    """A user-given path as a message names it: as it is, or withheld(path)."""
+    """A user-given path as a message names it: as it is (long and with long words too, as
+    test and Secret-volume paths are), unless it looks like a key or a token - then withheld()."""
     text = str(path)
-    return text if is_shown(text) else withheld(text)
+    return text if len(text) <= PATH_SHOWN_LIMIT and text.isprintable() and not looks_like_secret(text) else withheld(text)
 
 
 class OkeraAuthError(Exception):

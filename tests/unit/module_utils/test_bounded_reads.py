@@ -57,3 +57,15 @@ def test_a_metrics_textfile_that_is_a_device_is_refused(tmp_path):
     target = metrics.Target("c", "okera", "secrets")
     with pytest.raises(MetricsError, match="is not a regular file"):
         metrics.update_textfile(str(tmp_path / "x.prom"), target, lambda previous: [])
+
+
+def test_a_long_path_is_named_and_one_shaped_like_a_key_is_not(tmp_path, rsa_key_pem):
+    # Test and Secret-volume paths run past 80 characters with long words; a message still names them.
+    deep = tmp_path / ("a_directory_with_a_long_descriptive_name_of_the_kind_tests_make" * 2) / "missing.pem"
+    with pytest.raises(InputFileError) as refused:
+        read_bounded(str(deep), "private key")
+    assert str(refused.value) == "private key file %s does not exist" % deep
+    pasted = rsa_key_pem.decode()
+    with pytest.raises(InputFileError) as refused:
+        read_bounded(pasted, "private key")
+    assert pasted.splitlines()[1] not in str(refused.value) and "not shown" in str(refused.value)
