@@ -210,6 +210,8 @@ def test_verify_output_holds_no_private_key_or_passphrase(module, run_module, rs
     text = json.dumps(result)
     assert "correct horse" not in text and encrypted.splitlines()[1] not in text
     assert open(tmp_path / "t").read().strip() not in text
+
+
 @pytest.mark.parametrize("force", [False, True])
 @pytest.mark.parametrize("alias", ["same", "symlink", "hardlink"])
 def test_the_key_file_is_never_replaced_by_the_token(module, run_module, key_dir, tmp_path, force, alias):
