@@ -27,7 +27,7 @@ import re
 import secrets
 import traceback
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Iterable, Optional, Union
 
 from .errors import AlgorithmError, KeyLoadError, shown
 from .files import read_bounded
@@ -361,6 +361,11 @@ def _load_pem_block(block: bytes, kind: bytes, number: int) -> PublicKey:
     except (ValueError, UnsupportedAlgorithm) as error:
         raise KeyLoadError("public key %d could not be parsed (%s)"
                            % (number, _safe_reason(error))) from None
+
+
+def load_all_public_keys(texts: Iterable[Union[bytes, str]]) -> list:
+    """Every verification key in every text of ``texts`` (each as load_public_keys reads it), in order."""
+    return [entry for text in texts for entry in load_public_keys(text)]
 
 
 def load_public_keys(data: Union[bytes, str]) -> list:

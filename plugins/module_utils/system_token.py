@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import KeyLoadError, TokenFormatError
-from .keys import DEFAULT_ALGORITHM, PublicKeyEntry, load_public_keys, normalize_algorithm, public_jwk
+from .keys import DEFAULT_ALGORITHM, PublicKeyEntry, load_all_public_keys, normalize_algorithm, public_jwk
 from .tokens import decode_unverified, expiry_facts, is_numeric_date, iso8601, parse_duration, verify
 
 # What to set when the cluster's configuration holds no public key (the role's variables).
@@ -84,7 +84,7 @@ def cluster_keys(public_key_content: Sequence[str] = (), algorithm: Optional[str
         configured_algorithm = config.get(config_algorithm_key)
     chosen = next((str(name).strip() for name in (algorithm, configured_algorithm)
                    if name is not None and str(name).strip()), DEFAULT_ALGORITHM)
-    entries = [entry for text in texts for entry in load_public_keys(text)]
+    entries = load_all_public_keys(texts)
     return ClusterKeys(entries=tuple(entries), algorithm=normalize_algorithm(chosen))
 
 

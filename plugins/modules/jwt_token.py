@@ -227,7 +227,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, TokenFormatError, shown_path
 from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded, refuse_replacing_inputs, write_file_atomic
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
-    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key, load_public_keys,
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_private_key, load_all_public_keys,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     Signer, TokenSpec, decode_unverified, expiry_facts, mint, parse_duration, parse_time,
@@ -307,8 +307,7 @@ def main():
     verdict = None
     try:
         # Loaded first: keys that cannot be loaded fail the task before a token is written.
-        verify_keys = [entry for text in params["verify_public_key_content"] or []
-                       for entry in load_public_keys(text)]
+        verify_keys = load_all_public_keys(params["verify_public_key_content"] or [])
         key_data = (read_bounded(params["private_key_path"], "private key")
                     if params["private_key_path"] else params["private_key_content"])
         signer = Signer(load_private_key(key_data, params["private_key_passphrase"]),

@@ -140,7 +140,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError, whole_number
 from ansible_collections.okera.auth.plugins.module_utils.files import read_bounded
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
-    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_public_keys,
+    CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS, load_all_public_keys,
 )
 from ansible_collections.okera.auth.plugins.module_utils.tokens import (
     decode_unverified, expiry_facts, verify,
@@ -179,7 +179,7 @@ def main():
         key_texts = [read_bounded(path, "public key") for path in params["public_key_path"]]
         key_texts += params["public_key_content"]
         if key_texts:
-            keys = [entry for text in key_texts for entry in load_public_keys(text)]
+            keys = load_all_public_keys(key_texts)
             verdict = verify(token, keys, params["algorithms"], leeway=leeway,
                              issuer=params["issuer"], audience=params["audience"],
                              subject=params["subject"])
