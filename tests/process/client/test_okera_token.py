@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import stat
 import subprocess
 import sys
@@ -154,7 +155,8 @@ def test_file_deleted_before_it_is_read_names_the_path(start_authserver, holding
     proxy = holding_proxy(server)
     proxy.hold = True
     message = _one_line_failure(run_okera_token("--url", proxy.url, "--no-cache"))
-    deleted = server.log().split("Deleted token: ")[1].split()[0]
+    # The daemon logs the deletion just after the unlink the proxy waited for.
+    deleted = server.wait_for_log(re.compile(r"Deleted token: (\S+)")).group(1)
     assert "token file %s does not exist" % deleted in message
     assert "--delete-after" in message
 
