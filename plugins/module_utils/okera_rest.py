@@ -117,6 +117,16 @@ def service_url(service: Mapping[str, Any], scheme: str = "http", port: Union[st
     return "%s://%s:%d" % (scheme, host, int(chosen["port"]))
 
 
+def find_rest_api(url: Optional[str], read_service: Callable[[str, str], Mapping[str, Any]], namespace: str,
+                  name: str, scheme: str = "http", port: Union[str, int, None] = None) -> Tuple[str, str]:
+    """Where the REST API is, and where that came from: the given ``url``, else the load balancer of
+    Service ``namespace``/``name``, read with ``read_service(namespace, name)`` only then.
+    OkeraAuthError (one line) when neither gives a URL."""
+    if url:
+        return base_url(url), "given"
+    return service_url(read_service(namespace, name), scheme, port), "Service %s/%s" % (namespace, name)
+
+
 def ssl_context(validate_certs: bool = True, ca_cert: Optional[str] = None) -> ssl.SSLContext:
     """The TLS settings for an https URL: the system's CAs, or ``ca_cert``, or no validation."""
     if not validate_certs:

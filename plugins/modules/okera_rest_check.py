@@ -178,33 +178,12 @@ elapsed:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, auth_argument_spec, describe_target
-from ansible_collections.okera.auth.plugins.module_utils.okera_rest import (
-    RestCheckError, base_url, check_cluster, service_url, ssl_context,
-)
-
-
-def _find_url(module: AnsibleModule) -> tuple:
-    params = module.params
-    if params["url"]:
-        return base_url(params["url"]), "given"
-    # Only finding the URL needs the kubernetes library: a check given the URL does not import it (half a second).
-    # pylint: disable=import-outside-toplevel  # see above
-    from ansible_collections.okera.auth.plugins.module_utils._k8s.client import (
-        HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, build_api_client,
-    )
-    from ansible_collections.okera.auth.plugins.module_utils._k8s.services import read_service
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes") + " (or give url)", exception=KUBERNETES_IMPORT_ERROR)
-    where = "Service %s/%s" % (params["namespace"], params["service_name"])
-    try:
-        service = read_service(build_api_client(params), params["namespace"], params["service_name"])
-        return service_url(service, params["scheme"], params["service_port"]), where
-    except (ClusterError, RestCheckError) as error:
-        module.fail_json(msg="cannot find the Okera REST API: %s; give its URL in url" % error, url_found=False,
-                         reason=str(error), cluster=describe_target(params))
+from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import auth_argument_spec, describe_target
+from ansible_collections.okera.auth.plugins.module_utils._k8s.lazy import LazyCluster
+from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
+from ansible_collections.okera.auth.plugins.module_utils.okera_rest import RestCheckError, check_cluster, find_rest_api, ssl_context
 
 
 def main() -> None:
@@ -228,9 +207,13 @@ def main() -> None:
     if params["timeout"] < 1 or params["wait_timeout"] < 0 or params["wait_sleep"] < 1:
         module.fail_json(msg="timeout and wait_sleep must be 1 or more, wait_timeout 0 or more (seconds)")
     try:
-        url, url_from = _find_url(module)
-    except RestCheckError as error:
-        module.fail_json(msg=str(error), url_found=False, reason=str(error))
+        url, url_from = find_rest_api(params["url"], LazyCluster(params).read_service, params["namespace"],
+                                      params["service_name"], params["scheme"], params["service_port"])
+    except OkeraAuthError as error:
+        if params["url"]:
+            module.fail_json(msg=str(error), url_found=False, reason=str(error))
+        module.fail_json(msg="cannot find the Okera REST API: %s; give its URL in url" % error, url_found=False,
+                         reason=str(error), cluster=describe_target(params))
     result = {"changed": False, "url": url, "url_from": url_from, "url_found": True, "checked": False}
     if params["token"] is None:
         module.exit_json(**result)

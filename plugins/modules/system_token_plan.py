@@ -406,14 +406,12 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.okera.auth.plugins.module_utils._k8s.auth import ClusterError, auth_argument_spec, describe_target
-from ansible_collections.okera.auth.plugins.module_utils._k8s.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, build_api_client
-from ansible_collections.okera.auth.plugins.module_utils._k8s.secrets import read_secret
-from ansible_collections.okera.auth.plugins.module_utils._k8s.services import read_service
+from ansible_collections.okera.auth.plugins.module_utils._k8s.lazy import LazyCluster
 from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuthError
 from ansible_collections.okera.auth.plugins.module_utils.keys import (
     CRYPTO_LIBS, CRYPTO_LIBS_IMPORT_ERROR, HAS_CRYPTO_LIBS,
 )
-from ansible_collections.okera.auth.plugins.module_utils.okera_rest import base_url, service_url
+from ansible_collections.okera.auth.plugins.module_utils.okera_rest import find_rest_api
 from ansible_collections.okera.auth.plugins.module_utils.system_token import (
     ROTATION_MARKER, catalog_admins_of, cluster_keys, plan_rotation, rotation_refusal, unfinished_rotation,
 )
@@ -421,12 +419,12 @@ from ansible_collections.okera.auth.plugins.module_utils.system_token import (
 _SECRET_SPEC = {"namespace": {"type": "str", "default": "default"}, "name": {"type": "str", "required": True}}
 
 
-def _read_token_secret(api_client, params):
+def _read_token_secret(cluster, params):
     """The token Secret's tokens (key to text) and what `current` reports; OkeraAuthError naming the role's variables."""
     where = "Secret %s/%s" % (params["secret"]["namespace"], params["secret"]["name"])
     check = "check system_token_namespace, system_token_secret_name, system_token_secret_keys and the cluster " \
         "(system_token_kubeconfig, system_token_context)"
-    secret = read_secret(api_client, params["secret"]["namespace"], params["secret"]["name"])
+    secret = cluster.read_secret(params["secret"]["namespace"], params["secret"]["name"])
     if not secret.exists:
         raise OkeraAuthError("%s does not exist: %s" % (where, check))
     keys = [key for key in params["secret"]["keys"] or params["secret_keys"] if key in secret.data]
@@ -440,28 +438,23 @@ def _read_token_secret(api_client, params):
     return tokens, secret.annotations.get(ROTATION_MARKER), current
 
 
-def _read_config(api_client, params):
+def _read_config(cluster, params):
     """The configuration Secret's three keys (decoded), or None when it does not exist."""
     wanted = (params["config_public_key_key"], params["config_algorithm_key"], params["config_catalog_admins_key"])
-    secret = read_secret(api_client, params["config_secret"]["namespace"], params["config_secret"]["name"])
+    secret = cluster.read_secret(params["config_secret"]["namespace"], params["config_secret"]["name"])
     if not secret.exists:
         return None
     return {key: secret.data[key].decode("utf-8", "replace") for key in wanted if key in secret.data}
 
 
-def _find_rest_api(api_client_of, rest):
+def _find_rest_api(cluster, rest):
     """Where Okera's REST API is: the given URL, else the Service's load balancer; never a failure."""
-    if rest["url"]:
-        try:
-            return {"url_found": True, "url": base_url(rest["url"]), "url_from": "given"}
-        except OkeraAuthError as error:
-            return {"url_found": False, "reason": str(error)}
     try:
-        service = read_service(api_client_of(), rest["namespace"], rest["name"])
-        return {"url_found": True, "url": service_url(service, rest["scheme"], rest["port"]),
-                "url_from": "Service %s/%s" % (rest["namespace"], rest["name"])}
+        url, url_from = find_rest_api(rest["url"], cluster.read_service, rest["namespace"], rest["name"], rest["scheme"],
+                                      rest["port"])
     except OkeraAuthError as error:
         return {"url_found": False, "reason": str(error)}
+    return {"url_found": True, "url": url, "url_from": url_from}
 
 
 def main():
@@ -501,23 +494,15 @@ def main():
         module.fail_json(msg="system_token_private_key_path %s is not a file; give the path of the cluster's signing "
                              "key (PEM)" % key_path)
     rest = params["rest_service"]
-    if (params["secret"] or params["config_secret"] or (rest and not rest["url"])) and not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
-    clients = []
-
-    def api_client():
-        if not clients:
-            clients.append(build_api_client(params))
-        return clients[0]
-
+    cluster = LazyCluster(params)
     tokens, marker, result = dict(params["tokens"]), params["unfinished_marker"], {}
     config = params["config"]
     try:
         if params["secret"]:
-            read, marker, result["current"] = _read_token_secret(api_client(), params)
+            read, marker, result["current"] = _read_token_secret(cluster, params)
             tokens.update(read)
         if params["config_secret"] and config is None:
-            config = _read_config(api_client(), params)
+            config = _read_config(cluster, params)
         keys = cluster_keys(params["public_key_content"], params["algorithm"], config,
                             params["config_name"], params["config_public_key_key"],
                             params["config_algorithm_key"])
@@ -534,7 +519,7 @@ def main():
     if rest:
         checked_keys = (params["secret"] or {}).get("keys") or (params["secret_keys"] if params["secret"] else [])
         needed = bool(set(rotate_keys) & set(checked_keys)) or unfinished is not None
-        result["rest"] = dict(_find_rest_api(api_client, rest), needed=True) if needed else {"needed": False}
+        result["rest"] = dict(_find_rest_api(cluster, rest), needed=True) if needed else {"needed": False}
     module.exit_json(changed=False, plan=[entry.as_dict() for entry in plan],
                      catalog_admins=admins, catalog_admins_from=admins_from,
                      refusal=rotation_refusal(plan, admins, admins_from), unfinished=unfinished,
