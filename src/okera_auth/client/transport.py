@@ -29,6 +29,9 @@ DEFAULT_TIMEOUT = 10.0
 # An answer is a path or a one-line error; anything longer is not from an auth server.
 MAX_ANSWER_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 300
+# A local server answers in milliseconds; a day is past any sensible wait (and far below what a
+# socket's timeout can hold: 1e20 s overflows it).
+MAX_TIMEOUT = 24 * 3600
 # Characters left as they are in the request path; the server percent-decodes once.
 _USER_SAFE_CHARS = "@._-"
 
@@ -56,9 +59,11 @@ class ServerAddress:
 
 
 def checked_timeout(timeout: Any) -> float:
-    """Seconds the whole exchange with the server may take: a positive, finite number."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
-        raise ClientSettingsError("timeout %s is not a positive number of seconds" % shown(timeout))
+    """Seconds the whole exchange with the server may take: more than 0, at most a day."""
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout)
+            or not 0 < timeout <= MAX_TIMEOUT):
+        raise ClientSettingsError("timeout %s is not a number of seconds above 0 and at most %d (a day)"
+                                  % (shown(timeout), MAX_TIMEOUT))
     return float(timeout)
 
 

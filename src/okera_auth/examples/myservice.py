@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from okera_auth.client import ClientError, ServerAnswerError, ServerUnreachableError
 from okera_auth.client import forget_tokens, get_token
+from okera_auth.client.transport import checked_timeout
 from okera_auth.module_utils._http import has_userinfo, without_userinfo
 from okera_auth.module_utils.errors import OkeraAuthError, shown
 from okera_auth.module_utils.tokens import json_nests_too_deep
@@ -355,7 +356,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None,
         raise OkeraAuthError("port %d is not between 0 and 65535" % args.port)
     return ServiceSettings(port=args.port, bind=args.bind, rest_url=args.rest_url,
                            authserver_url=args.authserver_url, users_file=args.users_file,
-                           rest_ca_file=args.rest_ca_file, timeout=args.timeout)
+                           rest_ca_file=args.rest_ca_file, timeout=checked_timeout(args.timeout))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -270,12 +270,13 @@ def test_token_file_message_never_holds_what_the_file_holds_and_is_one_printable
     ({"user": "jane\udcff"}, "not valid text"),
     ({"user": ""}, "is not a name"),
     ({"user": 5}, "is not a name"),
-    ({"timeout": -1}, "not a positive number"),
-    ({"timeout": 0}, "not a positive number"),
-    ({"timeout": float("nan")}, "not a positive number"),
-    ({"timeout": float("inf")}, "not a positive number"),
-    ({"timeout": "5"}, "not a positive number"),
-    ({"timeout": True}, "not a positive number"),
+    ({"timeout": -1}, "not a number of seconds above 0"),
+    ({"timeout": 0}, "not a number of seconds above 0"),
+    ({"timeout": 1e20}, "not a number of seconds above 0"),
+    ({"timeout": float("nan")}, "not a number of seconds above 0"),
+    ({"timeout": float("inf")}, "not a number of seconds above 0"),
+    ({"timeout": "5"}, "not a number of seconds above 0"),
+    ({"timeout": True}, "not a number of seconds above 0"),
 ])
 def test_hostile_settings_are_one_line_settings_errors(arguments, message):
     call = {"user": "janedoe", "url": "http://127.0.0.1:9", "timeout": 1.0}
@@ -293,3 +294,12 @@ def test_current_user_from_a_badly_encoded_environment_is_a_settings_error(monke
         monkeypatch.delenv(variable, raising=False)
     with pytest.raises(ClientSettingsError, match="not valid text"):
         token_module.current_user()
+
+
+@pytest.mark.parametrize("timeout", ["99999999999999999999d", "2d"])
+def test_okera_token_with_a_timeout_it_cannot_use_exits_2_in_one_line(capsys, timeout):
+    from okera_auth.client.cli import main
+
+    assert main(["--no-cache", "--url", "http://127.0.0.1:9", "--timeout", timeout]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("okera-token: timeout ") and error.count("\n") == 1
