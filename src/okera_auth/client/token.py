@@ -216,7 +216,7 @@ class TokenClient:
                     return token
                 if os.path.exists(self.fallback_file):
                     raise ServerUnreachableError("%s (and %s holds no token that has not "
-                                                 "expired)" % (error, self.fallback_file))
+                                                 "expired)" % (error, shown_path(self.fallback_file)))
         raise error
 
 

@@ -84,7 +84,10 @@ def _go_time() -> str:
 
 
 def log(message: str) -> None:
-    sys.stderr.write("%s %s\n" % (_go_time(), message))
+    """One log line: a user name or path a caller sent cannot start another line or steer the
+    terminal (characters that are not printable are written as ?)."""
+    line = "".join(char if char.isprintable() else "?" for char in message)
+    sys.stderr.write("%s %s\n" % (_go_time(), line))
     sys.stderr.flush()
 
 

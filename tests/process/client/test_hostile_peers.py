@@ -4,6 +4,8 @@ not, and a REST API that redirects or nests without end. Every answer comes over
 127.0.0.1, from a scripted server in this process."""
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import socket
 import threading
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 from okera_auth.client import ClientError, ServerUnreachableError
 from okera_auth.client.transport import ServerAddress, ask_for_token_file
-from okera_auth.examples.myservice import DatabaseLister, ServiceError, ServiceSettings
+from okera_auth.examples.myservice import DatabaseLister, MyService, ServiceError, ServiceSettings
 
 JWT = "eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJqYW5lZG9lIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
 # A guard against a test hanging for good; no assertion is about time.
@@ -196,3 +198,23 @@ def test_example_service_answers_a_deeply_nested_document_with_502(scripted_serv
         _lister(rest_api.url).databases("janedoe")
     assert raised.value.status == 502
     json.dumps(str(raised.value))  # one plain message
+
+
+def test_example_service_logs_a_hostile_user_name_on_its_own_lines(scripted_server, capsys):
+    rest_api = scripted_server(_json_answer(200, '["default"]'))
+    settings = ServiceSettings(port=0, rest_url=rest_api.url, timeout=5.0)
+    service = MyService(settings, _lister(rest_api.url))
+    threading.Thread(target=service.serve_forever, daemon=True).start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", service.server_address[1], timeout=10)
+        user = "jane\n2026/01/01 00:00:00 GET / admin 200\x1b[2J"
+        connection.request("GET", "/", headers={
+            "Authorization": "Basic " + base64.b64encode((user + ":pw").encode()).decode()})
+        answer = connection.getresponse()
+        assert (answer.status, json.loads(answer.read())) == (200, ["default"])
+        connection.close()
+    finally:
+        service.shutdown()
+        service.server_close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].isprintable() and lines[0].endswith(" 200")

@@ -169,6 +169,16 @@ def test_home_token_stands_in_for_the_current_user_when_the_server_is_unreachabl
         client.get_token("janedoe")
 
 
+def test_home_token_path_from_a_hostile_home_is_named_printably(stub_server, tmp_path, signer, monkeypatch):
+    monkeypatch.setenv("LOGNAME", "janedoe")
+    home_token = tmp_path / "\x1b]0;pwned\x07token"
+    home_token.write_text(_expiring(signer, expires_in=-60))
+    stub_server.failure = ServerUnreachableError("down")
+    with pytest.raises(ServerUnreachableError, match="holds no token that has not expired") as raised:
+        TokenClient(SERVER, fallback_file=str(home_token)).get_token()
+    assert str(raised.value).isprintable()
+
+
 def test_disk_cache_spares_a_new_process_the_request(stub_server, tmp_path):
     cache = TokenCache(str(tmp_path / "cache"))
     first = TokenClient(SERVER, cache=cache).get_token("janedoe")
