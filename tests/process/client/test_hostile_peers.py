@@ -204,7 +204,7 @@ def test_example_service_logs_a_hostile_user_name_on_its_own_lines(scripted_serv
     rest_api = scripted_server(_json_answer(200, '["default"]'))
     settings = ServiceSettings(port=0, rest_url=rest_api.url, timeout=5.0)
     service = MyService(settings, _lister(rest_api.url))
-    threading.Thread(target=service.serve_forever, daemon=True).start()
+    threading.Thread(target=service.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         connection = http.client.HTTPConnection("127.0.0.1", service.server_address[1], timeout=10)
         user = "jane\n2026/01/01 00:00:00 GET / admin 200\x1b[2J"
