@@ -99,7 +99,8 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[i
     it should not be. ``durable`` fsyncs before the rename; short-lived files
     (the auth server's) skip it. ``replace=False`` never overwrites: the temp file
     is hard-linked to ``path`` (which fails if it exists, raising
-    FileExistsWriteError) instead of renamed. On any failure the temp file is removed.
+    FileExistsWriteError) instead of renamed. On any failure, an interruption too, the temp
+    file is removed.
 
     With ``dir_fd`` (a descriptor of an open directory), ``path`` is relative to that
     directory and every step (create, link or rename, unlink) goes through the
@@ -140,6 +141,9 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600, gid: Optional[i
     except OSError as error:
         _remove_quietly(temp_path, dir_fd)
         raise FileWriteError("cannot write %s: %s" % (shown_path(path), error.strerror)) from None
+    except BaseException:  # interrupted (Ctrl-C in okera-token): no temp file is left behind
+        _remove_quietly(temp_path, dir_fd)
+        raise
 
 
 def _remove_quietly(path: str, dir_fd: Optional[int] = None) -> None:

@@ -47,11 +47,12 @@ def token_subject(token: str) -> Optional[str]:
     return subject if isinstance(subject, str) else None
 
 
-def read_own_small_file(path: str) -> Optional[str]:
-    """The text of a regular file of ours (not a link, not someone else's), or None."""
+def read_own_small_file(path: str, dir_fd: Optional[int] = None) -> Optional[str]:
+    """The text of a regular file of ours (not a link, not someone else's), or None; with
+    ``dir_fd``, ``path`` is a name in that open directory."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        descriptor = os.open(path, flags)
+        descriptor = os.open(path, flags, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -84,9 +85,10 @@ def okera_home_token_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".okera", "token")
 
 
-def read_unexpired_token(path: str, now: Optional[float] = None) -> Optional[str]:
+def read_unexpired_token(path: str, now: Optional[float] = None,
+                         dir_fd: Optional[int] = None) -> Optional[str]:
     """The token in ``path`` if it has not expired, else None (missing, malformed, expired)."""
-    token = read_own_small_file(path)
+    token = read_own_small_file(path, dir_fd)
     return token if token and has_more_than(token, 0, now) else None
 
 
@@ -95,28 +97,63 @@ class TokenCache:
 
     The server is part of the file name so that a token from one server is never handed
     out for another; the user name is percent-encoded so it cannot leave the directory.
+    The directory is used only while it is ours and no one else may write in it (as ssh
+    treats ~/.ssh): there, another user could remove or swap the files. Each read and
+    write goes through the directory opened and checked, not its path again.
     """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def path_for(self, server_label: str, user: str) -> str:
+    def file_name_for(self, server_label: str, user: str) -> str:
         server_id = hashlib.sha256(server_label.encode("utf-8")).hexdigest()[:12]
-        name = "%s.%s.token" % (quote(user, safe="@-_."), server_id)
-        return os.path.join(self.directory, name)
+        return "%s.%s.token" % (quote(user, safe="@-_."), server_id)
+
+    def path_for(self, server_label: str, user: str) -> str:
+        return os.path.join(self.directory, self.file_name_for(server_label, user))
 
     def load(self, server_label: str, user: str, now: Optional[float] = None) -> Optional[str]:
         """The kept token for ``user`` if it is still theirs and has not expired."""
-        token = read_unexpired_token(self.path_for(server_label, user), now)
+        directory = self._open_private_directory()
+        if directory is None:
+            return None
+        try:
+            token = read_unexpired_token(self.file_name_for(server_label, user), now, directory)
+        finally:
+            os.close(directory)
         return token if token and token_subject(token) == user else None
 
     def store(self, server_label: str, user: str, token: str) -> bool:
         """Keep ``token``; False when the cache cannot be written (it is only a shortcut)."""
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            # A lost cache file costs one request: no fsync.
-            write_file_atomic(self.path_for(server_label, user), (token + "\n").encode("ascii"),
-                              mode=0o600, durable=False)
-        except (OSError, FileWriteError, UnicodeEncodeError):
+        except OSError:
             return False
+        directory = self._open_private_directory()
+        if directory is None:
+            return False
+        try:
+            # A lost cache file costs one request: no fsync.
+            write_file_atomic(self.file_name_for(server_label, user), (token + "\n").encode("ascii"),
+                              mode=0o600, durable=False, dir_fd=directory)
+        except (FileWriteError, UnicodeEncodeError):
+            return False
+        finally:
+            os.close(directory)
         return True
+
+    def _open_private_directory(self) -> Optional[int]:
+        """A descriptor of the cache directory if it is ours and only we may write in it."""
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            descriptor = os.open(self.directory, flags)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(descriptor)
+        except OSError:
+            info = None
+        if info is None or info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            os.close(descriptor)
+            return None
+        return descriptor

@@ -20,7 +20,7 @@ from okera_auth.module_utils.tokens import decode_unverified, expiry_facts, pars
 from .cache import TokenCache, default_cache_directory, okera_home_token_path
 from .token import DEFAULT_MIN_VALID, TokenClient, current_user, parse_min_valid
 from .transport import (
-    DEFAULT_TIMEOUT, DEFAULT_URL, UNIX_SOCKET_VARIABLE, URL_VARIABLE, resolve_server,
+    DEFAULT_TIMEOUT, DEFAULT_URL, UNIX_SOCKET_VARIABLE, URL_VARIABLE, checked_timeout, resolve_server,
 )
 
 PROGRAM = "okera-token"
@@ -127,7 +127,7 @@ def _print_token(argv: Sequence[str]) -> int:
     options = _token_parser().parse_args(argv)
     try:
         min_valid = parse_min_valid(options.min_valid)
-        timeout = parse_duration(options.timeout)
+        timeout = checked_timeout(parse_duration(options.timeout))
         server = resolve_server(options.url, options.unix_socket)
     except OkeraAuthError as error:
         sys.stderr.write("%s: %s\n" % (PROGRAM, error))

@@ -22,11 +22,13 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, Optional, Union
 
-from okera_auth.module_utils.errors import TokenFormatError, shown
-from okera_auth.module_utils.tokens import decode_unverified, parse_duration
+from okera_auth.module_utils.errors import TokenFormatError, shown, shown_path
+from okera_auth.module_utils.tokens import decode_unverified, expiry_facts, parse_duration
 from .cache import MAX_TOKEN_FILE_BYTES, TokenCache, has_more_than, read_unexpired_token
 from .errors import ClientError, ClientSettingsError, ServerUnreachableError, TokenFileError
-from .transport import DEFAULT_TIMEOUT, ServerAddress, ask_for_token_file, resolve_server
+from .transport import (
+    DEFAULT_TIMEOUT, ServerAddress, ask_for_token_file, checked_timeout, resolve_server,
+)
 
 DEFAULT_MIN_VALID = 5 * 60
 _ZERO_DURATION = re.compile(r"0+[smhdw]?")
@@ -44,10 +46,23 @@ def parse_min_valid(value: Union[int, str]) -> int:
 def current_user() -> str:
     """The user a token is for by default: ``getpass.getuser()``, as okera-fs-aws does."""
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):
         raise ClientSettingsError("cannot tell who the current user is: give a user name, or "
                                   "set USER") from None
+    return checked_user(user)
+
+
+def checked_user(user: object) -> str:
+    """A user name the client can ask for: text that can be sent (UTF-8, percent-encoded)."""
+    if not isinstance(user, str) or not user:
+        raise ClientSettingsError("user name %s is not a name: give the user as text" % shown(user))
+    try:
+        user.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ClientSettingsError("user name %s is not valid text (check USER, LOGNAME or the "
+                                  "argument's encoding)" % shown(user)) from None
+    return user
 
 
 def _current_user_or_none() -> Optional[str]:
@@ -72,7 +87,10 @@ def _group_of(path: str) -> str:
 
 
 def read_token_file(path: str, user: str) -> str:
-    """The token in the file the server named, checked to be a JWT for ``user``."""
+    """The token in the file the server named, checked to be a JWT for ``user`` that has not
+    expired. Messages name the file (through shown_path: the name comes from the server),
+    never what it holds."""
+    name = shown_path(path)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         descriptor = os.open(path, flags)
@@ -80,32 +98,36 @@ def read_token_file(path: str, user: str) -> str:
         raise TokenFileError(
             "token file %s does not exist: the auth server deletes it --delete-after (10s by "
             "default) after writing it, so read it sooner; the client must also see the "
-            "server's token directory (not a private /tmp)" % path, gone=True) from None
+            "server's token directory (not a private /tmp)" % name, gone=True) from None
     except PermissionError:
         raise TokenFileError("cannot read token file %s: permission denied; the client must be "
-                             "a member of the token files' group %s" % (path, _group_of(path))
+                             "a member of the token files' group %s" % (name, _group_of(path))
                              ) from None
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise TokenFileError("token file %s is a symbolic link: refused" % path) from None
-        raise TokenFileError("cannot read token file %s: %s" % (path, error.strerror)) from None
+            raise TokenFileError("token file %s is a symbolic link: refused" % name) from None
+        raise TokenFileError("cannot read token file %s: %s" % (name, error.strerror)) from None
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise TokenFileError("%s is not a regular file: refused as a token file" % path)
+            raise TokenFileError("%s is not a regular file: refused as a token file" % name)
         data = os.read(descriptor, MAX_TOKEN_FILE_BYTES + 1)
     except OSError as error:
-        raise TokenFileError("cannot read token file %s: %s" % (path, error.strerror)) from None
+        raise TokenFileError("cannot read token file %s: %s" % (name, error.strerror)) from None
     finally:
         os.close(descriptor)
     if len(data) > MAX_TOKEN_FILE_BYTES:
         raise TokenFileError("%s is larger than %d bytes: it holds no token"
-                             % (path, MAX_TOKEN_FILE_BYTES))
+                             % (name, MAX_TOKEN_FILE_BYTES))
     try:
-        subject = decode_unverified(data).claims.get("sub")
+        claims = decode_unverified(data).claims
     except TokenFormatError as error:
-        raise TokenFileError("%s does not hold a JWT: %s" % (path, error)) from None
+        raise TokenFileError("%s does not hold a JWT: %s" % (name, error)) from None
+    subject = claims.get("sub")
     if subject != user:
-        raise TokenFileError("the token in %s is for %s, not %s" % (path, shown(subject), shown(user)))
+        raise TokenFileError("the token in %s is for %s, not %s" % (name, shown(subject), shown(user)))
+    if expiry_facts(claims)["expired"]:
+        raise TokenFileError("the token in %s has expired already: is the auth server's clock "
+                             "right?" % name)
     return data.decode("ascii").strip()
 
 
@@ -141,8 +163,9 @@ class TokenClient:
     def get_token(self, user: Optional[str] = None, min_valid: Union[int, str] = DEFAULT_MIN_VALID,
                   timeout: float = DEFAULT_TIMEOUT) -> str:
         """A token for ``user`` (default: the current user); raises ClientError."""
-        user = current_user() if user is None else user
+        user = current_user() if user is None else checked_user(user)
         margin = parse_min_valid(min_valid)
+        timeout = checked_timeout(timeout)
         memory = self._memory(user)
         arrived_at = memory.generation  # read before waiting: did a request end meanwhile?
         with memory.lock:
@@ -193,7 +216,7 @@ class TokenClient:
                     return token
                 if os.path.exists(self.fallback_file):
                     raise ServerUnreachableError("%s (and %s holds no token that has not "
-                                                 "expired)" % (error, self.fallback_file))
+                                                 "expired)" % (error, shown_path(self.fallback_file)))
         raise error
 
 
@@ -257,5 +280,6 @@ def token_func(user: Optional[str] = None, url: Optional[str] = None,
     """``get_token`` with these options as a zero-argument callable, e.g.
     ``ctx.enable_token_auth(token_func=token_func())``. The server and the user are
     settled now, so a pickled copy asks the same server for the same user."""
-    return TokenFunc(resolve_server(url, unix_socket), current_user() if user is None else user,
-                     parse_min_valid(min_valid), timeout)
+    return TokenFunc(resolve_server(url, unix_socket),
+                     current_user() if user is None else checked_user(user),
+                     parse_min_valid(min_valid), checked_timeout(timeout))

@@ -38,8 +38,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from okera_auth.client import ClientError, ServerAnswerError, ServerUnreachableError
 from okera_auth.client import forget_tokens, get_token
+from okera_auth.client.transport import checked_timeout
 from okera_auth.module_utils._http import has_userinfo, without_userinfo
 from okera_auth.module_utils.errors import OkeraAuthError, shown
+from okera_auth.module_utils.tokens import json_nests_too_deep
 
 PROGRAM = "myservice"
 DEFAULT_PORT = 5010
@@ -82,7 +84,10 @@ def _go_time() -> str:
 
 
 def log(message: str) -> None:
-    sys.stderr.write("%s %s\n" % (_go_time(), message))
+    """One log line: a user name or path a caller sent cannot start another line or steer the
+    terminal (characters that are not printable are written as ?)."""
+    line = "".join(char if char.isprintable() else "?" for char in message)
+    sys.stderr.write("%s %s\n" % (_go_time(), line))
     sys.stderr.flush()
 
 
@@ -92,11 +97,19 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS] + "..."
 
 
+def _json(text: str) -> Any:
+    """The JSON document in an answer; ValueError when it is not JSON or nests deeper than a
+    document of the REST API does (Python's parser would run out of stack)."""
+    if json_nests_too_deep(text):
+        raise ValueError("nested too deep")
+    return json.loads(text)
+
+
 def _error_message(body: bytes) -> str:
     """The message of an error answer: Okera's ``{"code", "message"}``, else its first line."""
     text = body.decode("utf-8", "replace")
     try:
-        document = json.loads(text)
+        document = _json(text)
     except ValueError:
         document = None
     if isinstance(document, dict) and isinstance(document.get("message"), str):
@@ -141,6 +154,14 @@ def database_names(document: Any) -> List[str]:
     return names
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """The REST API answers /api/databases itself: a redirect would carry the token (urllib
+    sends every header again) to wherever it points, so it is an error answer instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None
+
+
 class DatabaseLister:
     """Token in, the databases the token's user may see out."""
 
@@ -159,13 +180,15 @@ class DatabaseLister:
         self.settings = settings
         self.url = settings.rest_url.rstrip("/") + DATABASES_PATH
         self.token_source = token_source
-        self.context = None
+        context = None
         if settings.rest_ca_file:
             try:
-                self.context = ssl.create_default_context(cafile=settings.rest_ca_file)
+                context = ssl.create_default_context(cafile=settings.rest_ca_file)
             except (OSError, ssl.SSLError) as error:
                 raise OkeraAuthError("cannot use the CA file %s: %s"
                                      % (settings.rest_ca_file, error)) from None
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+                                                  _RefuseRedirects)
 
     def token(self, user: str) -> str:
         try:
@@ -195,8 +218,7 @@ class DatabaseLister:
         request = urllib.request.Request(self.url, headers={
             "Authorization": "Bearer " + token, "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.settings.timeout,
-                                        context=self.context) as answer:
+            with self.opener.open(request, timeout=self.settings.timeout) as answer:
                 body = answer.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as error:
             reason = _error_message(error.read(4096)) or error.reason
@@ -215,7 +237,7 @@ class DatabaseLister:
         try:
             if len(body) > MAX_ANSWER_BYTES:
                 raise ValueError("too large")
-            return database_names(json.loads(body.decode("utf-8")))
+            return database_names(_json(body.decode("utf-8")))
         except ValueError:
             raise ServiceError("the answer of %s is not a list of databases" % self.url,
                                502) from None
@@ -337,7 +359,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None,
         raise OkeraAuthError("port %d is not between 0 and 65535" % args.port)
     return ServiceSettings(port=args.port, bind=args.bind, rest_url=args.rest_url,
                            authserver_url=args.authserver_url, users_file=args.users_file,
-                           rest_ca_file=args.rest_ca_file, timeout=args.timeout)
+                           rest_ca_file=args.rest_ca_file, timeout=checked_timeout(args.timeout))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
 from pathlib import Path
 
@@ -76,3 +77,15 @@ def test_pending_deletions_fall_due_in_order_and_all_go_at_stop(tmp_path):
 
     asyncio.run(scenario())
     assert not any(path.exists() for path in files)
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_write_leaves_no_temp_file_and_no_target(tmp_path, monkeypatch, interruption):
+    def interrupted(_descriptor, _data):
+        raise interruption()
+
+    monkeypatch.setattr(os, "write", interrupted)
+    with pytest.raises(interruption):
+        write_file_atomic(str(tmp_path / "file"), b"token")
+    monkeypatch.undo()
+    assert not list(tmp_path.iterdir())

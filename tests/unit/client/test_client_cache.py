@@ -137,3 +137,24 @@ def test_decode_report_of_garbage_raises_a_one_line_reason():
         with pytest.raises(TokenFormatError) as raised:
             decode_report(garbage, now=time.time())
         assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o720, 0o702])
+def test_cache_directory_others_may_write_in_is_neither_read_nor_written(tmp_path, signed, mode):
+    directory = tmp_path / "okera-auth"
+    cache = TokenCache(str(directory))
+    assert cache.store(SERVER, "janedoe", signed())
+    os.chmod(directory, mode)
+    assert cache.load(SERVER, "janedoe", now=NOW) is None
+    os.unlink(cache.path_for(SERVER, "janedoe"))
+    assert cache.store(SERVER, "janedoe", signed()) is False and not os.listdir(directory)
+
+
+def test_cache_directory_of_another_user_is_neither_read_nor_written(tmp_path, signed, monkeypatch):
+    cache = TokenCache(str(tmp_path / "okera-auth"))
+    assert cache.store(SERVER, "janedoe", signed())
+    owner = os.stat(cache.directory).st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as another user sees the directory
+    assert cache.load(SERVER, "janedoe", now=NOW) is None
+    assert cache.store(SERVER, "bob", signed("bob")) is False
+    assert os.listdir(cache.directory) == [os.path.basename(cache.path_for(SERVER, "janedoe"))]

@@ -9,6 +9,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from okera_auth.client import token as token_module
 from okera_auth.client.cache import TokenCache
@@ -143,10 +145,10 @@ def test_refusal_is_never_hidden_by_a_remembered_token(stub_server):
 
 
 def test_expired_last_good_token_does_not_stand_in(stub_server):
-    stub_server.ttl = 1
+    stub_server.ttl = 2  # read with at least a second left (an exp within the second counts as passed)
     client = TokenClient(SERVER)
     client.get_token("janedoe")
-    time.sleep(1.1)
+    time.sleep(2.05)
     stub_server.failure = ServerUnreachableError("down")
     with pytest.raises(ServerUnreachableError):
         client.get_token("janedoe")
@@ -165,6 +167,16 @@ def test_home_token_stands_in_for_the_current_user_when_the_server_is_unreachabl
     stub_server.failure = ServerAnswerError("stopping", 503)  # reachable: not a stand-in case
     with pytest.raises(ServerAnswerError):
         client.get_token("janedoe")
+
+
+def test_home_token_path_from_a_hostile_home_is_named_printably(stub_server, tmp_path, signer, monkeypatch):
+    monkeypatch.setenv("LOGNAME", "janedoe")
+    home_token = tmp_path / "\x1b]0;pwned\x07token"
+    home_token.write_text(_expiring(signer, expires_in=-60))
+    stub_server.failure = ServerUnreachableError("down")
+    with pytest.raises(ServerUnreachableError, match="holds no token that has not expired") as raised:
+        TokenClient(SERVER, fallback_file=str(home_token)).get_token()
+    assert str(raised.value).isprintable()
 
 
 def test_disk_cache_spares_a_new_process_the_request(stub_server, tmp_path):
@@ -228,3 +240,76 @@ def test_token_file_that_is_a_link_or_not_a_file_is_refused(tmp_path, signer):
     os.mkfifo(str(fifo))
     with pytest.raises(TokenFileError, match="not a regular file"):
         read_token_file(str(fifo), "janedoe")
+
+
+def test_token_file_holding_an_expired_token_is_refused(tmp_path, signer):
+    path = tmp_path / "janedoe.1.token"
+    path.write_text(_expiring(signer, expires_in=-60))
+    with pytest.raises(TokenFileError, match="has expired already"):
+        read_token_file(str(path), "janedoe")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=300), name=st.text(min_size=1, max_size=40))
+def test_token_file_message_never_holds_what_the_file_holds_and_is_one_printable_line(tmp_path, content, name):
+    """Whatever file a server names, the message names the file only (printably) and never
+    quotes what is in it: it may be a secret of the caller's that a server pointed at."""
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    shown_name = str(tmp_path) + "/" + name.replace("/", "_").replace("\x00", "_")
+    try:
+        os.replace(str(path), shown_name)
+    except OSError:  # a name the file system refuses (too long for its encoding)
+        return
+    with pytest.raises(TokenFileError) as raised:
+        read_token_file(shown_name, "janedoe")
+    message = str(raised.value)
+    assert message.isprintable()
+    for line in content.decode("ascii", "replace").split():
+        if len(line) >= 8:
+            assert line not in message
+    os.unlink(shown_name)
+
+
+# Hostile settings: a one-line ClientSettingsError, never another exception
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"url": "http://" + "a" * 80 + ".example:5001"}, "no valid host name"),
+    ({"url": "http://a..b:5001"}, "no valid host name"),
+    ({"user": "jane\udcff"}, "not valid text"),
+    ({"user": ""}, "is not a name"),
+    ({"user": 5}, "is not a name"),
+    ({"timeout": -1}, "not a number of seconds above 0"),
+    ({"timeout": 0}, "not a number of seconds above 0"),
+    ({"timeout": 1e20}, "not a number of seconds above 0"),
+    ({"timeout": float("nan")}, "not a number of seconds above 0"),
+    ({"timeout": float("inf")}, "not a number of seconds above 0"),
+    ({"timeout": "5"}, "not a number of seconds above 0"),
+    ({"timeout": True}, "not a number of seconds above 0"),
+])
+def test_hostile_settings_are_one_line_settings_errors(arguments, message):
+    call = {"user": "janedoe", "url": "http://127.0.0.1:9", "timeout": 1.0}
+    call.update(arguments)
+    user = call.pop("user")
+    for function in (token_func, token_module.get_token):
+        with pytest.raises(ClientSettingsError, match=message) as raised:
+            function(user, **call)
+        assert str(raised.value).isprintable()
+
+
+def test_current_user_from_a_badly_encoded_environment_is_a_settings_error(monkeypatch):
+    monkeypatch.setenv("LOGNAME", os.fsdecode(b"jane\xff"))
+    for variable in ("USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ClientSettingsError, match="not valid text"):
+        token_module.current_user()
+
+
+@pytest.mark.parametrize("timeout", ["99999999999999999999d", "2d"])
+def test_okera_token_with_a_timeout_it_cannot_use_exits_2_in_one_line(capsys, timeout):
+    from okera_auth.client.cli import main
+
+    assert main(["--no-cache", "--url", "http://127.0.0.1:9", "--timeout", timeout]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("okera-token: timeout ") and error.count("\n") == 1

@@ -72,3 +72,9 @@ def test_users_file_takes_bcrypt_lines_only(tmp_path):
     bad.write_text("test:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
     with pytest.raises(OkeraAuthError, match="line 1: not user:bcrypt-hash"):
         load_users(str(bad))
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "1e30"])
+def test_a_timeout_the_client_cannot_use_is_refused_at_start(timeout):
+    with pytest.raises(OkeraAuthError, match="is not a number of seconds above 0"):
+        parse_settings(["--timeout", timeout, "--rest-url", "http://127.0.0.1:8083"], {})
