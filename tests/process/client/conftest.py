@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -16,6 +15,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from authserver_process import Daemon
+from loopback_peer import LoopbackPeer
 from okera_auth.client import forget_tokens
 from okera_auth.module_utils.keys import load_public_keys
 from okera_auth.module_utils.tokens import verify
@@ -29,37 +29,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class HoldingProxy:
+class HoldingProxy(LoopbackPeer):
     """A TCP relay to a server. While ``hold`` is set it passes an answer on only once the
     token file the answer names is gone: the client then surely reads too late."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.hold = False
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _address = self.listener.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client: socket.socket) -> None:
-        with client, socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = client.recv(65536)
-                if not chunk:
-                    return
-                request += chunk
+    def answer(self, connection: socket.socket, request: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
             upstream.sendall(request)
             answer = b""
             while True:  # the client asks with Connection: close, so the server closes
@@ -67,15 +47,12 @@ class HoldingProxy:
                 if not chunk:
                     break
                 answer += chunk
-            if self.hold:
-                path = answer.split(b"\r\n\r\n", 1)[1].decode().strip()
-                deadline = time.monotonic() + 15
-                while os.path.exists(path) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-            client.sendall(answer)
-
-    def close(self) -> None:
-        self.listener.close()
+        if self.hold:
+            path = answer.split(b"\r\n\r\n", 1)[1].decode().strip()
+            deadline = time.monotonic() + 15
+            while os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        connection.sendall(answer)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from loopback_peer import LoopbackPeer
 from okera_auth.client import ClientError, ServerUnreachableError
 from okera_auth.client.transport import ServerAddress, ask_for_token_file
 from okera_auth.examples.myservice import DatabaseLister, MyService, ServiceError, ServiceSettings
@@ -25,48 +26,21 @@ JWT = "eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJqYW5lZG9lIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
 HANG_GUARD_SECONDS = 30
 
 
-class ScriptedServer:
-    """Calls ``script(connection)`` for each connection, in a thread of its own."""
+class ScriptedServer(LoopbackPeer):
+    """Answers each request with ``script(connection)``."""
 
     def __init__(self, script: Callable[[socket.socket], None]) -> None:
         self.script = script
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.requests: List[bytes] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
     @property
     def address(self) -> ServerAddress:
         return ServerAddress("127.0.0.1", self.port)
 
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _address = self.listener.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
-        with connection:
-            request = b""
-            try:
-                while b"\r\n\r\n" not in request:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    request += chunk
-                self.requests.append(request)
-                self.script(connection)
-            except OSError:
-                pass  # the client gave up
-
-    def close(self) -> None:
-        self.listener.close()
+    def answer(self, connection: socket.socket, request: bytes) -> None:
+        self.requests.append(request)
+        self.script(connection)
 
 
 @pytest.fixture
