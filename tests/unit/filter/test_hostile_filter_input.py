@@ -100,3 +100,9 @@ def test_rotation_rbac_rules_name_only_what_kubernetes_accepts_or_raise_one_line
         assert len(entry["namespace"]) <= 63 and _LABEL.fullmatch(entry["namespace"])
         for rule in entry["rules"]:
             assert all(len(name) <= 253 and _SUBDOMAIN.fullmatch(name) for name in rule.get("resourceNames", ()))
+
+
+def test_duration_seconds_names_the_variable_it_was_given(filters):
+    from ansible.errors import AnsibleFilterError
+    with pytest.raises(AnsibleFilterError, match=r"^duration_seconds: system_token_ttl: duration 'soon' is not understood"):
+        filters["duration_seconds"]("soon", "system_token_ttl")
