@@ -13,7 +13,9 @@ PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "roles_hostile_variab
 # A cluster the system token role would read from: never reached, as the preflight fails first.
 CLUSTER = {"system_token_kubernetes": False, "system_token_s3_objects": ["s3://okera-tokens/system.token"],
            "system_token_public_keys": ["unused"], "system_token_private_key_content": "unused"}
-
+CRONJOB = {"system_token_cronjob_image": "registry.example.com/okera-auth-rotation:1",
+           "system_token_cronjob_output_dir": "rendered", "system_token_public_keys": ["unused"],
+           "system_token_private_key_secret": {"name": "okera-signing-key", "key": "private.pem"}}
 # host: (role group, the hostile variables, the variable the failure must name)
 HOSTS = {
     "unit_name_traversal": ("authservers", {"authserver_service_name": "../../../tmp/okera-x"}, "authserver_service_name"),
@@ -28,6 +30,10 @@ HOSTS = {
     "ttl_superscript": ("clusters", dict(CLUSTER, system_token_ttl="²"), "system_token_ttl"),
     "rotate_before_overflow": ("clusters", dict(CLUSTER, system_token_rotate_before="99999999999999999999d"),
                                "system_token_rotate_before"),
+    # Resolved on the controller to a text holding Jinja (as a value read from a file would be), which the
+    # rotation's pod would evaluate from its inventory.
+    "cronjob_jinja_value": ("cronjobs", dict(CRONJOB, system_token_subject="{{ '{{' }} lookup('pipe', 'id') }}"),
+                            "system_token_subject"),
     "grace_period_nan": ("signing_keys", {"signing_key_store": "file", "signing_key_private_key_path": "/nonexistent",
                                           "signing_key_grace_period": "NaN"}, "signing_key_grace_period"),
 }
@@ -59,3 +65,4 @@ def test_hostile_variables_fail_in_the_preflight_naming_the_variable(run_playboo
         assert message is not None, "%s did not fail:\n%s" % (host, done.stdout[-3000:])
         assert name in message and "\n" not in message and "Traceback" not in message, (host, message)
         assert re.search(r"^%s\s*:.*\bchanged=0\b.*\bfailed=1\b" % host, done.stdout, re.MULTILINE), host
+    assert not (tmp_path / "rendered").exists()
