@@ -16,6 +16,8 @@ CLUSTER = {"system_token_kubernetes": False, "system_token_s3_objects": ["s3://o
 CRONJOB = {"system_token_cronjob_image": "registry.example.com/okera-auth-rotation:1",
            "system_token_cronjob_output_dir": "rendered", "system_token_public_keys": ["unused"],
            "system_token_private_key_secret": {"name": "okera-signing-key", "key": "private.pem"}}
+PASTED_KEY = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOkwkRxqu6nD6sFoiUmBvQ9kZsJ6nKLmXGkCDgN8qOjX\n-----END PRIVATE KEY-----"
+
 # host: (role group, the hostile variables, the variable the failure must name)
 HOSTS = {
     "unit_name_traversal": ("authservers", {"authserver_service_name": "../../../tmp/okera-x"}, "authserver_service_name"),
@@ -34,6 +36,8 @@ HOSTS = {
     # rotation's pod would evaluate from its inventory.
     "cronjob_jinja_value": ("cronjobs", dict(CRONJOB, system_token_subject="{{ '{{' }} lookup('pipe', 'id') }}"),
                             "system_token_subject"),
+    "key_text_as_path": ("signing_keys", {"signing_key_store": "file", "signing_key_private_key_path": PASTED_KEY},
+                         "signing_key_private_key_path"),
     "grace_period_nan": ("signing_keys", {"signing_key_store": "file", "signing_key_private_key_path": "/nonexistent",
                                           "signing_key_grace_period": "NaN"}, "signing_key_grace_period"),
 }
@@ -64,5 +68,6 @@ def test_hostile_variables_fail_in_the_preflight_naming_the_variable(run_playboo
         message = failures.get(host)
         assert message is not None, "%s did not fail:\n%s" % (host, done.stdout[-3000:])
         assert name in message and "\n" not in message and "Traceback" not in message, (host, message)
+        assert "BEGIN" not in message and "MC4CAQAw" not in message, (host, message)
         assert re.search(r"^%s\s*:.*\bchanged=0\b.*\bfailed=1\b" % host, done.stdout, re.MULTILINE), host
     assert not (tmp_path / "rendered").exists()

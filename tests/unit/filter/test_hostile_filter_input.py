@@ -28,7 +28,8 @@ def filters():
     from ansible_collections.okera.auth.plugins.filter.duration import FilterModule as Duration
     from ansible_collections.okera.auth.plugins.filter.jwt import FilterModule as Jwt
     from ansible_collections.okera.auth.plugins.filter.rbac import FilterModule as Rbac
-    return {**Duration().filters(), **Jwt().filters(), **Rbac().filters()}
+    from ansible_collections.okera.auth.plugins.filter.shown import FilterModule as Shown
+    return {**Duration().filters(), **Jwt().filters(), **Rbac().filters(), **Shown().filters()}
 
 
 def _answer_or_one_line(call, name):
@@ -106,3 +107,23 @@ def test_duration_seconds_names_the_variable_it_was_given(filters):
     from ansible.errors import AnsibleFilterError
     with pytest.raises(AnsibleFilterError, match=r"^duration_seconds: system_token_ttl: duration 'soon' is not understood"):
         filters["duration_seconds"]("soon", "system_token_ttl")
+
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOkwkRxqu6nD6sFoiUmBvQ9kZsJ6nKLmXGkCDgN8qOjX\n-----END PRIVATE KEY-----"
+
+
+@CHEAP
+@given(values)
+@example(PEM).via("a key pasted into a path")
+@example(10 ** 5000).via("an int with no printable form")
+@example("token-client\nx").via("a name with a newline")
+def test_shown_is_one_line_without_key_or_token_text(filters, value):
+    text = filters["shown"](value)
+    assert isinstance(text, str) and text and "\n" not in text and "\r" not in text
+    assert TOKEN_TEXT not in text and "BEGIN" not in text and "MC4CAQAw" not in text
+
+
+@pytest.mark.parametrize("value, text", [("/etc/okera/key.pem", "'/etc/okera/key.pem'"), (70000, "70000"),
+                                         (PEM, "(a value of %d characters, not shown)" % len(PEM))])
+def test_shown_quotes_what_may_be_shown(filters, value, text):
+    assert filters["shown"](value) == text
