@@ -24,6 +24,7 @@ import binascii
 import datetime
 import hashlib
 import json
+import math
 import re
 import secrets
 import time
@@ -101,7 +102,7 @@ def _whole_seconds(value: Any, what: str) -> Optional[int]:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ClaimsError("%s %s is not a finite number of seconds" % (what, shown(value)))
         return int(value)
     return None
