@@ -517,6 +517,8 @@ REFUSED_CASES: Dict[str, Tuple[Dict[str, Any], str]] = {
                          "authserver_sidecar_private_key_file (a value of %d characters, not shown)" % len(PASTED_KEY)),
     "name_with_newline": ({"authserver_sidecar_service_name": "token-client\nx"},
                           "authserver_sidecar_service_name is (a value of 14 characters, not shown)"),
+    "name_with_trailing_newline": ({"authserver_sidecar_service_name": "token-client\n"},
+                                   "authserver_sidecar_service_name is (a value of 13 characters, not shown)"),
     # Refused by Ansible's validation against meta/argument_specs.yml, before the preflight.
     "kind": ({"authserver_sidecar_kind": "StatefulSet"},
              "value of authserver_sidecar_kind must be one of: Deployment, Pod, got: StatefulSet"),

@@ -22,6 +22,8 @@ PASTED_KEY = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOkwkRxqu6nD6sFoi
 HOSTS = {
     "unit_name_traversal": ("authservers", {"authserver_service_name": "../../../tmp/okera-x"}, "authserver_service_name"),
     "token_dir_newline": ("authservers", {"authserver_token_dir": "/srv/tokens\nR! /etc - - - -"}, "authserver_token_dir"),
+    "unit_name_trailing_newline": ("authservers", {"authserver_service_name": "okera-authserver\n"}, "authserver_service_name"),
+    "python_with_arguments": ("authservers", {"authserver_python": "/usr/bin/python3 -c import os"}, "authserver_python"),
     "install_dir_specifier": ("authservers", {"authserver_install_dir": "/opt/okera%n"}, "authserver_install_dir"),
     "token_dir_mode_newline": ("authservers", {"authserver_token_dir_mode": "0750\nR /"}, "authserver_token_dir_mode"),
     "user_with_space": ("authservers", {"authserver_user": "okera root"}, "authserver_user"),
@@ -30,6 +32,8 @@ HOSTS = {
                                         "authserver_aws_allowed_networks": ["10.0.0.0/8\nExecStartPre=+/bin/id"]},
                         "authserver_aws_allowed_networks"),
     "ttl_superscript": ("clusters", dict(CLUSTER, system_token_ttl="²"), "system_token_ttl"),
+    "s3_key_newline": ("clusters", dict(CLUSTER, system_token_s3_objects=["s3://okera-tokens/system.token\nx"]),
+                       "system_token_s3_objects"),
     "rotate_before_overflow": ("clusters", dict(CLUSTER, system_token_rotate_before="99999999999999999999d"),
                                "system_token_rotate_before"),
     # Resolved on the controller to a text holding Jinja (as a value read from a file would be), which the
