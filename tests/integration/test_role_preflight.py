@@ -34,6 +34,10 @@ HOSTS = {
     "ttl_superscript": ("clusters", dict(CLUSTER, system_token_ttl="²"), "system_token_ttl"),
     "s3_key_newline": ("clusters", dict(CLUSTER, system_token_s3_objects=["s3://okera-tokens/system.token\nx"]),
                        "system_token_s3_objects"),
+    "ttl_shorter_than_threshold": ("clusters", dict(CLUSTER, system_token_ttl="1d", system_token_rotate_before="7d"),
+                                   "system_token_ttl"),
+    "two_signing_keys": ("clusters", dict(CLUSTER, system_token_private_key_path="/etc/okera/key.pem"),
+                         "system_token_private_key_path"),
     "rotate_before_overflow": ("clusters", dict(CLUSTER, system_token_rotate_before="99999999999999999999d"),
                                "system_token_rotate_before"),
     # Resolved on the controller to a text holding Jinja (as a value read from a file would be), which the
@@ -73,5 +77,7 @@ def test_hostile_variables_fail_in_the_preflight_naming_the_variable(run_playboo
         assert message is not None, "%s did not fail:\n%s" % (host, done.stdout[-3000:])
         assert name in message and "\n" not in message and "Traceback" not in message, (host, message)
         assert "BEGIN" not in message and "MC4CAQAw" not in message, (host, message)
+        # Only the variable at fault (and one it must agree with) is named, not every rule of the role.
+        assert len(set(re.findall(r"\b(?:authserver|system_token|signing_key)_\w+", message)) - {name}) <= 2, (host, message)
         assert re.search(r"^%s\s*:.*\bchanged=0\b.*\bfailed=1\b" % host, done.stdout, re.MULTILINE), host
     assert not (tmp_path / "rendered").exists()
