@@ -46,6 +46,8 @@ HOSTS = {
                             "system_token_subject"),
     "key_text_as_path": ("signing_keys", {"signing_key_store": "file", "signing_key_private_key_path": PASTED_KEY},
                          "signing_key_private_key_path"),
+    "key_size_weak": ("signing_keys", {"signing_key_store": "file", "signing_key_private_key_path": "/nonexistent",
+                                       "signing_key_size": 1024}, "signing_key_size"),
     "grace_period_nan": ("signing_keys", {"signing_key_store": "file", "signing_key_private_key_path": "/nonexistent",
                                           "signing_key_grace_period": "NaN"}, "signing_key_grace_period"),
 }
