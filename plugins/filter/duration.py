@@ -10,12 +10,13 @@ from ansible_collections.okera.auth.plugins.module_utils.errors import OkeraAuth
 from ansible_collections.okera.auth.plugins.module_utils.tokens import parse_duration
 
 
-def duration_seconds(value):
-    """Seconds in a duration such as 7d, 12h or 3600, with the token library's rules."""
+def duration_seconds(value, name=None):
+    """Seconds in a duration such as 7d, 12h or 3600, with the token library's rules; ``name`` (the
+    variable's) starts the message of a refusal, so that a role's check says which variable is wrong."""
     try:
         return parse_duration(value)
     except OkeraAuthError as error:
-        raise AnsibleFilterError("duration_seconds: %s" % error) from None
+        raise AnsibleFilterError("duration_seconds: %s%s" % ("%s: " % name if isinstance(name, str) and name else "", error)) from None
 
 
 class FilterModule:

@@ -15,9 +15,10 @@ def rotation_rbac_rules(namespace, secret_name, config_secret_name=None, restart
                         restart_names=(), rest_service=None):
     """[{namespace, rules}] of the Roles a rotation of Secret namespace/secret_name needs."""
     try:
+        # Empty texts and null lists mean "not given", as in the role's variables; types are checked there.
         return rotation_rules(namespace, secret_name, config_secret_name or None, restart_mode,
-                              restart_namespace or None, list(restart_kinds or ()), list(restart_names or ()),
-                              rest_service or None)
+                              restart_namespace or None, () if restart_kinds is None else restart_kinds,
+                              restart_names, rest_service or None)
     except OkeraAuthError as error:
         raise AnsibleFilterError("rotation_rbac_rules: %s" % error) from None
 

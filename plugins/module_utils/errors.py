@@ -49,7 +49,10 @@ def is_shown(text: str) -> bool:
 
 def shown(value: Any) -> str:
     """A user-given value as a message quotes it: its repr (``'24h'``, ``-1``), or withheld()."""
-    text = value if isinstance(value, str) else repr(value)
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except (ValueError, RecursionError):  # an int past 4300 digits, a structure nested past the stack
+        return "(a %s too large to show)" % type(value).__name__
     return repr(value) if is_shown(text) else withheld(text)
 
 

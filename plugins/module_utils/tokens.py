@@ -24,6 +24,7 @@ import binascii
 import datetime
 import hashlib
 import json
+import math
 import re
 import secrets
 import time
@@ -57,8 +58,15 @@ _OPTION_FOR_CLAIM = {"sub": "subject", "iss": "issuer", "aud": "audience", "exp"
                      "groups": "groups"}
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_PART = re.compile(r"(\d+)([smhdw])")
-_DURATION = re.compile(r"(?:\d+[smhdw])+")
+# ASCII digits only: str.isdigit and \\d also take superscripts and other scripts' digits.
+_DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
+_DURATION = re.compile(r"(?:[0-9]+[smhdw])+")
+_DIGITS = re.compile(r"[0-9]+")
+# The longest duration taken: past a century no lifetime, margin or timeout means anything, and
+# every accepted one fits a float, a timedelta, a socket timeout and a date before the year 9999.
+MAX_DURATION = 100 * 365 * 86400
+# A duration text is a few characters (1h30m); a longer one is refused before any arithmetic.
+_DURATION_TEXT_LIMIT = 64
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 # Real tokens are a few hundred bytes, a few KiB with long group lists, and must fit in an
@@ -81,15 +89,37 @@ _MAX_EPOCH = 253402300799
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-def parse_duration(value: Union[int, float, str]) -> int:
-    """Seconds in ``value``: an integer, or text such as ``30d``, ``24h``, ``90m``, ``1h30m``."""
+def _kind(value: Any) -> str:
+    """What a message calls a value of the wrong type: null, or a list, a dict, ..."""
+    return "null" if value is None else "a " + type(value).__name__
+
+
+def _whole_seconds(value: Any, what: str) -> Optional[int]:
+    """``value`` as whole seconds (a float's fraction dropped) when it is a number; None when it is
+    no number; ClaimsError for a boolean, NaN or an infinity."""
     if isinstance(value, bool):
-        raise ClaimsError("duration %s is not a number of seconds or a text like 24h" % shown(value))
-    if isinstance(value, (int, float)):
-        seconds = int(value)
-    else:
-        text = str(value).strip().lower().replace(" ", "")
-        if text.isdigit():
+        raise ClaimsError("%s %s is not a number of seconds" % (what, shown(value)))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ClaimsError("%s %s is not a finite number of seconds" % (what, shown(value)))
+        return int(value)
+    return None
+
+
+def parse_duration(value: Union[int, float, str]) -> int:
+    """Seconds in ``value``: an integer, or text such as ``30d``, ``24h``, ``90m``, ``1h30m``;
+    longer than zero and at most MAX_DURATION. Anything else is a one-line ClaimsError."""
+    seconds = _whole_seconds(value, "duration")
+    if seconds is None:
+        if not isinstance(value, str):
+            raise ClaimsError("a duration is a number of seconds or a text such as 24h, not %s" % _kind(value))
+        text = value.strip().lower().replace(" ", "")
+        if len(text) > _DURATION_TEXT_LIMIT:
+            raise ClaimsError("a duration of %d characters is too long: write seconds or a number with "
+                              "s, m, h, d or w, e.g. 30d, 24h, 90m" % len(value))
+        if _DIGITS.fullmatch(text):
             seconds = int(text)
         elif _DURATION.fullmatch(text):
             seconds = sum(int(number) * _DURATION_UNITS[unit]
@@ -100,26 +130,37 @@ def parse_duration(value: Union[int, float, str]) -> int:
                 "or w, e.g. 30d, 24h, 90m" % shown(value))
     if seconds <= 0:
         raise ClaimsError("duration %s must be longer than zero" % shown(value))
+    if seconds > MAX_DURATION:
+        # No repr of the value: a huge int has no printable form past 4300 digits.
+        raise ClaimsError("a duration must be at most 100 years (%d seconds)" % MAX_DURATION)
     return seconds
 
 
 def parse_time(value: Union[int, float, str]) -> int:
-    """Epoch seconds from an integer or an ISO 8601 text (UTC when no offset is given)."""
-    if isinstance(value, bool):
-        raise ClaimsError("time %s is not an epoch number or an ISO 8601 date" % shown(value))
-    if isinstance(value, (int, float)):
-        return int(value)
-    text = str(value).strip()
-    if re.fullmatch(r"\d+", text):
-        return int(text)
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ClaimsError("time %s is not an epoch number or an ISO 8601 date such as "
-                          "2030-01-31T00:00:00Z" % shown(text)) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp())
+    """Epoch seconds from an integer or an ISO 8601 text (UTC when no offset is given), within
+    the years 1 to 9999. Anything else is a one-line ClaimsError."""
+    epoch = _whole_seconds(value, "time")
+    if epoch is None:
+        if not isinstance(value, str):
+            raise ClaimsError("a time is an epoch number or an ISO 8601 text, not %s" % _kind(value))
+        text = value.strip()
+        if len(text) > _DURATION_TEXT_LIMIT:
+            raise ClaimsError("a time of %d characters is too long: give an epoch number or an ISO 8601 "
+                              "date such as 2030-01-31T00:00:00Z" % len(value))
+        if _DIGITS.fullmatch(text):
+            epoch = int(text)
+        else:
+            try:
+                moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise ClaimsError("time %s is not an epoch number or an ISO 8601 date such as "
+                                  "2030-01-31T00:00:00Z" % shown(text)) from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=datetime.timezone.utc)
+            epoch = int(moment.timestamp())
+    if not is_numeric_date(epoch):
+        raise ClaimsError("a time must be seconds since 1970 within the years 1 to 9999")
+    return epoch
 
 
 def is_numeric_date(value: Any) -> bool:

@@ -475,25 +475,27 @@ def test_containerfile_installs_the_wheel_and_runs_the_daemon(rendered):
             assert (REPO_ROOT / path).exists(), "the Containerfile copies %s, missing from the repository" % path
 
 
+PASTED_KEY = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOkwkRxqu6nD6sFoiUmBvQ9kZsJ6nKLmXGkCDgN8qOjX\n-----END PRIVATE KEY-----\n"
 REFUSED_CASES: Dict[str, Tuple[Dict[str, Any], str]] = {
     "no_key": ({"authserver_sidecar_private_key_file": ""},
                "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
     "two_keys": ({"authserver_sidecar_private_key_content": "KEY"},
                  "Give the auth server's private key in exactly one of authserver_sidecar_private_key_file"),
     "missing_key_file": ({"authserver_sidecar_private_key_file": "/nonexistent/key.pem"},
-                         "authserver_sidecar_private_key_file /nonexistent/key.pem is not a file on the controller"),
+                         "authserver_sidecar_private_key_file '/nonexistent/key.pem' is not a file on the controller"),
     "port_too_high": ({"authserver_sidecar_port": 70000},
                       "authserver_sidecar_port is 70000; give a TCP port from 1 to 65535."),
     "port_zero": ({"authserver_sidecar_port": 0}, "authserver_sidecar_port is 0; give a TCP port from 1 to 65535."),
     "token_dir_elsewhere": ({"authserver_sidecar_token_dir": "/var/tokens"},
-                            "authserver_sidecar_token_dir /var/tokens is not inside the shared token volume"),
+                            "authserver_sidecar_token_dir '/var/tokens' is not inside the shared token volume"),
     "token_dir_sibling": ({"authserver_sidecar_token_dir": "/tmp/tokens-other"},
-                          "authserver_sidecar_token_dir /tmp/tokens-other is not inside the shared token volume"),
+                          "authserver_sidecar_token_dir '/tmp/tokens-other' is not inside the shared token volume"),
     "token_dir_escapes": ({"authserver_sidecar_token_dir": "/tmp/tokens/../etc"},
-                          "authserver_sidecar_token_dir /tmp/tokens/../etc is not inside the shared token volume"),
+                          "authserver_sidecar_token_dir '/tmp/tokens/../etc' is not inside the shared token volume"),
     "service_name": ({"authserver_sidecar_service_name": "Token_Client"},
                      "authserver_sidecar_service_name is 'Token_Client'; it must be a DNS-1123 label"),
-    "namespace_too_long": ({"authserver_sidecar_namespace": "a" * 64}, "authserver_sidecar_namespace is '" + "a" * 64),
+    "namespace_too_long": ({"authserver_sidecar_namespace": "a" * 64},
+                           "authserver_sidecar_namespace is (a value of 64 characters, not shown); it must be a DNS-1123 label"),
     "secret_name": ({"authserver_sidecar_secret_name": "bad..name"},
                     "authserver_sidecar_secret_name is 'bad..name'; it must be a DNS-1123 subdomain"),
     "bind_all": ({"authserver_sidecar_bind": "0.0.0.0"}, "the auth server accepts only loopback addresses"),
@@ -504,12 +506,19 @@ REFUSED_CASES: Dict[str, Tuple[Dict[str, Any], str]] = {
     "same_names": ({"authserver_sidecar_service_container": {"name": "authserver", "image": "x"}}, "need distinct names"),
     "root_group": ({"authserver_sidecar_fs_group": 0}, "authserver_sidecar_fs_group is 0; give a numeric id above 0"),
     "existing_secret_with_key": ({"authserver_sidecar_existing_secret": True},
-                                 "authserver_sidecar_existing_secret is true, so the pod uses the Secret token-client-authserver-key"),
+                                 "authserver_sidecar_existing_secret is true, so the pod uses the Secret 'token-client-authserver-key'"),
     "secret_key": ({"authserver_sidecar_secret_key": "keys/jwt"}, "authserver_sidecar_secret_key is 'keys/jwt'"),
     "secret_key_passphrase": ({"authserver_sidecar_secret_key": "passphrase", "authserver_sidecar_private_key_passphrase": "x"},
                               "other than 'passphrase' when a passphrase is given"),
     "myservice_without_url": ({"tutorial_client": "myservice"},
                               "tutorial_client myservice needs tutorial_okera_rest_url"),
+    # A key pasted into a path and a name with a newline: one line, and never the key's text.
+    "key_text_as_file": ({"authserver_sidecar_private_key_file": PASTED_KEY},
+                         "authserver_sidecar_private_key_file (a value of %d characters, not shown)" % len(PASTED_KEY)),
+    "name_with_newline": ({"authserver_sidecar_service_name": "token-client\nx"},
+                          "authserver_sidecar_service_name is (a value of 14 characters, not shown)"),
+    "name_with_trailing_newline": ({"authserver_sidecar_service_name": "token-client\n"},
+                                   "authserver_sidecar_service_name is (a value of 13 characters, not shown)"),
     # Refused by Ansible's validation against meta/argument_specs.yml, before the preflight.
     "kind": ({"authserver_sidecar_kind": "StatefulSet"},
              "value of authserver_sidecar_kind must be one of: Deployment, Pod, got: StatefulSet"),
@@ -534,6 +543,7 @@ def test_bad_variables_fail_with_a_clear_message_before_rendering(refused, case)
     assert any(expected in message for message in messages.get(case, [])), messages.get(case)
     if case != "kind":  # Ansible's own argument validation heads its message with a line of its own
         assert all("\n" not in message for message in messages[case])
+    assert all("BEGIN" not in message and "MC4CAQAw" not in message for message in messages[case])
     assert not (workdir / case).exists()
 
 

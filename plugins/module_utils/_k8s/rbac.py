@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import shown
 from .auth import ClusterError
+from .names import checked_name, checked_names
 from .rollout import _PLURAL, WORKLOAD_KINDS
 
 RESTART_MODES = ("rollout", "delete_pods", "none")
@@ -42,11 +43,23 @@ def rotation_rules(namespace: str, secret_name: str, config_secret_name: Optiona
     ``config_secret_name`` is the Secret read for the cluster's public key (None when the keys are
     given); ``restart_names`` limit get/patch (rollout) or delete (delete_pods) to those names;
     ``rest_service`` is the Service read to find Okera's REST API (None when its URL is given or the
-    check is off). Raises ClusterError for an unknown mode or kind.
+    check is off). Raises ClusterError for an unknown mode or kind, KubernetesNameError for a name the API
+    server would refuse (before any rule is built from it).
     """
-    if restart_mode not in RESTART_MODES:
+    if not isinstance(restart_mode, str) or restart_mode not in RESTART_MODES:
         raise ClusterError("unknown restart mode %s: use %s" % (shown(restart_mode), ", ".join(RESTART_MODES)))
-    unknown = [kind for kind in restart_kinds if kind not in _PLURAL]
+    checked_name(namespace, "namespace", "label")
+    checked_name(secret_name, "secret_name")
+    if config_secret_name is not None:
+        checked_name(config_secret_name, "config_secret_name")
+    if restart_namespace is not None:
+        checked_name(restart_namespace, "restart_namespace", "label")
+    if rest_service is not None:
+        checked_name(rest_service, "rest_service", "service")
+    restart_names = checked_names(restart_names, "restart_names")
+    if not isinstance(restart_kinds, (list, tuple)):
+        raise ClusterError("restart_kinds must be a list of kinds (%s), not %s" % (", ".join(WORKLOAD_KINDS), shown(restart_kinds)))
+    unknown = [shown(kind) for kind in restart_kinds if not isinstance(kind, str) or kind not in _PLURAL]
     if unknown:
         raise ClusterError("unknown workload kind %s: use %s" % (", ".join(unknown), ", ".join(WORKLOAD_KINDS)))
     by_namespace: Dict[str, List[Dict[str, Any]]] = {namespace: [_rule("", ["secrets"], ["get", "patch"], [secret_name])]}

@@ -57,7 +57,7 @@ def test_no_rule_creates_updates_watches_or_uses_wildcards(mode):
 
 @pytest.mark.parametrize("arguments, message", [
     ({"restart_mode": "scale"}, "unknown restart mode 'scale'"),
-    ({"restart_kinds": ["Deployment", "CronJob"]}, "unknown workload kind CronJob"),
+    ({"restart_kinds": ["Deployment", "CronJob"]}, "unknown workload kind 'CronJob'"),
 ])
 def test_unknown_modes_and_kinds_are_refused(arguments, message):
     with pytest.raises(ClusterError, match=message):
