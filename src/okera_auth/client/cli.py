@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional, Sequence, TextIO
+from typing import Any, Callable, List, Optional, Sequence, TextIO
 
 from okera_auth.module_utils.errors import OkeraAuthError, TokenFormatError
 from okera_auth.module_utils.tokens import decode_unverified, expiry_facts, parse_duration
 from .cache import TokenCache, default_cache_directory, okera_home_token_path
+from .errors import ClientSettingsError
 from .token import DEFAULT_MIN_VALID, TokenClient, current_user, parse_min_valid
 from .transport import (
     DEFAULT_TIMEOUT, DEFAULT_URL, UNIX_SOCKET_VARIABLE, URL_VARIABLE, checked_timeout, resolve_server,
@@ -123,11 +124,19 @@ def _decode(argv: Sequence[str]) -> int:
     return 0
 
 
+def _flag(name: str, parse: Callable[[str], Any], text: str) -> Any:
+    """``parse(text)``; its one-line error names the flag the value came from."""
+    try:
+        return parse(text)
+    except OkeraAuthError as error:
+        raise ClientSettingsError("%s: %s" % (name, error)) from None
+
+
 def _print_token(argv: Sequence[str]) -> int:
     options = _token_parser().parse_args(argv)
     try:
-        min_valid = parse_min_valid(options.min_valid)
-        timeout = checked_timeout(parse_duration(options.timeout))
+        min_valid = _flag("--min-valid", parse_min_valid, options.min_valid)
+        timeout = _flag("--timeout", lambda text: checked_timeout(parse_duration(text)), options.timeout)
         server = resolve_server(options.url, options.unix_socket)
     except OkeraAuthError as error:
         sys.stderr.write("%s: %s\n" % (PROGRAM, error))

@@ -306,10 +306,12 @@ def test_current_user_from_a_badly_encoded_environment_is_a_settings_error(monke
         token_module.current_user()
 
 
-@pytest.mark.parametrize("timeout", ["99999999999999999999d", "2d"])
-def test_okera_token_with_a_timeout_it_cannot_use_exits_2_in_one_line(capsys, timeout):
+@pytest.mark.parametrize("flag, value", [("--timeout", "99999999999999999999d"), ("--timeout", "2d"),
+                                         ("--timeout", "1e309s"), ("--min-valid", "soon"),
+                                         ("--min-valid", "9" * 5000)])
+def test_okera_token_with_a_duration_it_cannot_use_exits_2_in_one_line_naming_the_flag(capsys, flag, value):
     from okera_auth.client.cli import main
 
-    assert main(["--no-cache", "--url", "http://127.0.0.1:9", "--timeout", timeout]) == 2
+    assert main(["--no-cache", "--url", "http://127.0.0.1:9", flag, value]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("okera-token: timeout ") and error.count("\n") == 1
+    assert error.startswith("okera-token: %s: " % flag) and error.count("\n") == 1
