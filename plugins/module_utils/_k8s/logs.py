@@ -16,7 +16,8 @@ from .._polling import pauses
 from ..errors import shown
 from .auth import ClusterError
 from .client import api_path, request, request_text
-from .rollout import APPS_GROUP, _PLURAL, WORKLOAD_KINDS, Workload, list_pods, pod_is_ready
+from .names import WORKLOAD_KINDS, WORKLOAD_PLURALS
+from .rollout import APPS_GROUP, Workload, list_pods, pod_is_ready
 
 
 @dataclass
@@ -56,10 +57,10 @@ def selector_of(workload: Workload, obj: Dict[str, Any]) -> str:
 
 
 def workload_selector(api_client: Any, workload: Workload) -> str:
-    if workload.kind not in _PLURAL:
+    if workload.kind not in WORKLOAD_PLURALS:
         raise ClusterError("unknown workload kind %s: use %s" % (shown(workload.kind), ", ".join(WORKLOAD_KINDS)))
     obj = request(api_client, "read %s" % workload, "GET",
-                  api_path(workload.namespace, _PLURAL[workload.kind], workload.name, group=APPS_GROUP))
+                  api_path(workload.namespace, WORKLOAD_PLURALS[workload.kind], workload.name, group=APPS_GROUP))
     return selector_of(workload, obj)
 
 

@@ -17,6 +17,11 @@ _LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL = re.compile(_LABEL)
 _DNS1123_SUBDOMAIN = re.compile(r"%s(?:\.%s)*" % (_LABEL, _LABEL))
 _DNS1035_LABEL = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
+# The workloads a rotation restarts, and each kind's resource name (plural) in the apps/v1 API. Here,
+# not beside the rollout requests, so that the RBAC filter does not import the kubernetes library.
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+WORKLOAD_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+
 _RULES = {
     "label": (_DNS1123_LABEL, 63, "a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a "
               "letter or digit, at most 63 characters"),

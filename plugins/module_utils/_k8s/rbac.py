@@ -20,8 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import shown
 from .auth import ClusterError
-from .names import checked_name, checked_names
-from .rollout import _PLURAL, WORKLOAD_KINDS
+from .names import WORKLOAD_KINDS, WORKLOAD_PLURALS, checked_name, checked_names
 
 RESTART_MODES = ("rollout", "delete_pods", "none")
 
@@ -59,7 +58,7 @@ def rotation_rules(namespace: str, secret_name: str, config_secret_name: Optiona
     restart_names = checked_names(restart_names, "restart_names")
     if not isinstance(restart_kinds, (list, tuple)):
         raise ClusterError("restart_kinds must be a list of kinds (%s), not %s" % (", ".join(WORKLOAD_KINDS), shown(restart_kinds)))
-    unknown = [shown(kind) for kind in restart_kinds if not isinstance(kind, str) or kind not in _PLURAL]
+    unknown = [shown(kind) for kind in restart_kinds if not isinstance(kind, str) or kind not in WORKLOAD_PLURALS]
     if unknown:
         raise ClusterError("unknown workload kind %s: use %s" % (", ".join(unknown), ", ".join(WORKLOAD_KINDS)))
     by_namespace: Dict[str, List[Dict[str, Any]]] = {namespace: [_rule("", ["secrets"], ["get", "patch"], [secret_name])]}
@@ -69,7 +68,7 @@ def rotation_rules(namespace: str, secret_name: str, config_secret_name: Optiona
         by_namespace[namespace].append(_rule("", ["services"], ["get"], [rest_service]))
     restart_rules: List[Dict[str, Any]] = []
     if restart_mode == "rollout" and restart_kinds:
-        plurals = [_PLURAL[kind] for kind in restart_kinds]
+        plurals = [WORKLOAD_PLURALS[kind] for kind in restart_kinds]
         restart_rules = [_rule("apps", plurals, ["list"]), _rule("apps", plurals, ["get", "patch"], restart_names)]
     elif restart_mode == "delete_pods":
         restart_rules = [_rule("", ["pods"], ["list"]), _rule("", ["pods"], ["delete"], restart_names)]

@@ -19,13 +19,11 @@ from .._polling import pauses
 from ..errors import shown
 from .auth import ClusterError
 from .client import api_path, request
+from .names import WORKLOAD_KINDS, WORKLOAD_PLURALS
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPS_GROUP = "apps/v1"
-# Resource name (plural) of each kind in the apps/v1 API.
-_PLURAL = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 
 
 @dataclass(frozen=True)
@@ -50,10 +48,10 @@ def find_workloads(api_client: Any, namespace: str, kinds: Sequence[str] = WORKL
     """
     found: List[Workload] = []
     for kind in kinds:
-        if kind not in _PLURAL:
+        if kind not in WORKLOAD_PLURALS:
             raise ClusterError("unknown workload kind %s: use %s" % (shown(kind), ", ".join(WORKLOAD_KINDS)))
         listing = request(api_client, "list %ss in namespace %s" % (kind, namespace), "GET",
-                          api_path(namespace, _PLURAL[kind], group=APPS_GROUP), query={"labelSelector": label_selector})
+                          api_path(namespace, WORKLOAD_PLURALS[kind], group=APPS_GROUP), query={"labelSelector": label_selector})
         for item in listing.get("items") or []:
             name = item["metadata"]["name"]
             if not names or name in names:
@@ -120,7 +118,7 @@ def rollout_state(kind: str, obj: Dict[str, Any]) -> Tuple[bool, str]:
 
 
 def _workload_path(workload: Workload) -> str:
-    return api_path(workload.namespace, _PLURAL[workload.kind], workload.name, group=APPS_GROUP)
+    return api_path(workload.namespace, WORKLOAD_PLURALS[workload.kind], workload.name, group=APPS_GROUP)
 
 
 def _read_workload(api_client: Any, workload: Workload) -> Dict[str, Any]:
